@@ -1,0 +1,130 @@
+"""Comparisons that explain themselves to a student.
+
+Every check raises ``GradingFailure`` (an AssertionError) with one message
+saying what was compared, the error against the tolerance, and a hint the
+student can act on. Passing checks leave a short line in ``log`` so feedback
+shows why a test passed too. Values compared here are always objects decoded
+in the grader's process.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from grader.errors import StudentException
+
+log: list[str] = []  # the current test's comparison lines; the pytest plugin clears it
+
+
+class GradingFailure(AssertionError):
+    pass
+
+
+def _fail(what: str, detail: str, hint: str | None):
+    msg = f"{what}: {detail}"
+    if hint:
+        msg += f". Hint: {hint}"
+    raise GradingFailure(msg)
+
+
+def check(condition, what: str, detail: str = "not as expected", hint: str | None = None) -> None:
+    if not condition:
+        _fail(what, detail, hint)
+    log.append(f"{what}: ok")
+
+
+def expect_tensor(value, *, what: str, shape=None, dtype=None, device=None, hint: str | None = None) -> torch.Tensor:
+    """Checks type, shape, dtype and device; returns the tensor."""
+    if not isinstance(value, torch.Tensor):
+        _fail(what, f"expected a torch.Tensor, got {type(value).__name__}", hint or "return a tensor")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        _fail(what, f"shape {tuple(value.shape)}, expected {tuple(shape)}", hint or "check the shapes of your result")
+    if dtype is not None and value.dtype != dtype:
+        _fail(what, f"dtype {value.dtype}, expected {dtype}",
+              hint or "keep the input's dtype (create new tensors with dtype=x.dtype, or use *_like)")
+    if device is not None and value.device.type != torch.device(device).type:
+        _fail(what, f"on device {value.device}, expected {device}",
+              hint or "keep the input's device (create new tensors with device=x.device, or use *_like)")
+    return value
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def assert_close(actual, expected: torch.Tensor, *, atol: float, rtol: float = 0.0, what: str,
+                 hint: str | None = None, check_dtype: bool = True, check_device: bool = True,
+                 equal_nan: bool = False) -> float:
+    """|actual - expected| <= atol + rtol * |expected| everywhere. Returns the largest error."""
+    expected = expected.detach()
+    actual = expect_tensor(actual, what=what, shape=expected.shape,
+                           dtype=expected.dtype if check_dtype else None,
+                           device=expected.device.type if check_device else None)
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.to("cpu", torch.float64)
+    if a.numel() == 0:
+        log.append(f"{what}: ok (empty)")
+        return 0.0
+    nan_a, nan_e = torch.isnan(a), torch.isnan(e)
+    if not equal_nan and bool(nan_a.any()):
+        idx = _index(nan_a)
+        _fail(what, f"your result has nan at index {idx}",
+              hint or "nan usually comes from inf - inf, 0 * inf or exp overflow")
+    if equal_nan and not torch.equal(nan_a, nan_e):
+        _fail(what, "nan in different places than expected", hint)
+    inf_mismatch = (torch.isinf(a) | torch.isinf(e)) & ~(a == e)
+    if bool(inf_mismatch.any()):
+        idx = _index(inf_mismatch)
+        _fail(what, f"at index {idx} got {_fmt(a[idx].item())}, expected {_fmt(e[idx].item())}",
+              hint or "a value overflowed; look for exp of large numbers")
+    finite = torch.isfinite(a) & torch.isfinite(e)
+    err = torch.where(finite, (a - e).abs(), torch.zeros_like(a))
+    allowed = atol + rtol * e.abs()
+    excess = torch.where(finite, err - allowed, torch.full_like(a, -1.0))
+    worst = int(torch.argmax(excess))
+    idx = tuple(int(i) for i in torch.unravel_index(torch.tensor(worst), a.shape)) if a.dim() else ()
+    max_err = float(err.max())
+    if float(excess.reshape(-1)[worst]) > 0:
+        tol = f"atol {_fmt(atol)}" + (f" + rtol {_fmt(rtol)}·|expected|" if rtol else "")
+        _fail(what, f"largest error {_fmt(float(err.reshape(-1)[worst]))} at index {idx} "
+              f"(got {a.reshape(-1)[worst].item():.6g}, expected {e.reshape(-1)[worst].item():.6g}); "
+              f"allowed {tol}", hint)
+    log.append(f"{what}: largest error {_fmt(max_err)} (allowed atol {_fmt(atol)}"
+               + (f", rtol {_fmt(rtol)}" if rtol else "") + ")")
+    return max_err
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    a = actual.detach().to("cpu", torch.float64)
+    e = expected.detach().to("cpu", torch.float64)
+    denom = float(e.norm())
+    return float((a - e).norm()) / denom if denom > 0 else float((a - e).norm())
+
+
+def assert_number(actual, expected: float, *, tol: float, what: str, hint: str | None = None) -> None:
+    """A Python number (int or float, not a tensor) within ``tol`` of ``expected``."""
+    if isinstance(actual, bool) or not isinstance(actual, (int, float)):
+        _fail(what, f"expected a Python number, got {type(actual).__name__}",
+              hint or "return a float (for example math.sqrt(2.0)), not a tensor")
+    if math.isnan(actual) or abs(actual - expected) > tol:
+        _fail(what, f"got {actual!r}, expected {expected!r} (tolerance {_fmt(tol)})", hint)
+    log.append(f"{what}: {actual!r} ok")
+
+
+def check_raises(student, type_name: str, fn: str, *args, what: str, hint: str | None = None, **kwargs) -> None:
+    """The student's ``fn(*args, **kwargs)`` raises an exception of class ``type_name``
+    (or a subclass with that name in its class name)."""
+    try:
+        student.call(fn, *args, **kwargs)
+    except StudentException as exc:
+        if type_name in exc.mro:
+            log.append(f"{what}: raised {type_name} ok")
+            return
+        _fail(what, f"raised {exc.type_name} ({exc.message[:120]}), expected {type_name}", hint)
+    _fail(what, f"returned normally, expected it to raise {type_name}", hint)
+
+
+def _index(mask: torch.Tensor):
+    flat = int(torch.nonzero(mask.reshape(-1))[0])
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), mask.shape)) if mask.dim() else ()

@@ -1,0 +1,58 @@
+"""Runs exercise suites with pytest against submissions; returns TestResults.
+
+The suites never import the student's code: the ``student`` fixture gets its
+Submission from the provider given here (in-process or isolated).
+"""
+from __future__ import annotations
+
+import io
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from grader import course, pytest_plugin
+from grader.pytest_plugin import CONTEXT, GradingContext, TestResult
+
+
+class _Inject:
+    """Puts a GradingContext into the config before the plugin looks for one."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config):
+        config.stash[CONTEXT] = self.ctx
+
+
+def suite_paths(exercises, which: str) -> list[str]:
+    paths = []
+    for name in exercises:
+        d = course.get_exercise(name).suite(which)
+        if d.is_dir():
+            paths.append(str(d))
+    return paths
+
+
+def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", seed: int = 0,
+               select: list[str] | None = None, quiet: bool = True) -> list[TestResult]:
+    """Run the ``which`` suites of ``exercises``; ``provider(exercise) -> Submission``."""
+    ctx = GradingContext(provider, device=device, seed=seed)
+    args = select if select else suite_paths(exercises, which)
+    if not args:
+        return []
+    argv = ["-p", "no:cacheprovider", "-p", "no:randomly", "--import-mode=importlib", "-q",
+            "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
+            "-c", str(Path(course.root()) / "pyproject.toml"), *args]
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
+        code = pytest.main(argv, plugins=[_Inject(ctx), pytest_plugin])
+    if code not in (0, 1):
+        raise RuntimeError(f"the suites could not run (pytest exit {code}):\n{sink.getvalue()[-3000:]}")
+    return ctx.results
+
+
+def run_suite(exercise: str, submission, which: str = "hidden", select=None, device="cpu", seed=0):
+    """One exercise against one Submission (used by nbgrader cells and self-checks)."""
+    return run_suites([exercise], lambda _ex: submission, which=which, device=device, seed=seed, select=select)

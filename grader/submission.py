@@ -1,0 +1,197 @@
+"""The call interface the suites use to reach a student's functions.
+
+``Submission`` is the grader side: it encodes a call as plain data, hands it to
+a transport (in this process for ``LocalSubmission``, an isolated process for
+``grader.remote.RemoteSubmission``), and decodes the answer into fresh objects
+or raises a ``StudentError``. Suites see the same behaviour from both.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from grader import errors, protocol
+from grader.protocol import Gen, Handle, Iter  # noqa: F401  (re-exported for suites)
+
+
+@dataclass
+class TensorInfo:
+    requires_grad: bool
+    is_leaf: bool
+    has_history: bool
+    grad_same_object: bool | None
+
+
+@dataclass
+class Outcome:
+    value: Any
+    args: list | None = None
+    kwargs: dict | None = None
+    returned: str | None = None
+    info: dict = field(default_factory=dict)
+    grads: list | None = None
+
+
+class Submission:
+    """Abstract: subclasses implement ``_roundtrip(fn, header, buffers)``."""
+
+    exercise: str = ""
+
+    def __init__(self, exercise: str):
+        self.exercise = exercise
+        self._seed_base = 0
+        self._calls = 0
+
+    # called by the pytest plugin at the start of each test
+    def begin_test(self, nodeid: str, seed: int) -> None:
+        self._seed_base = zlib.crc32(f"{seed}:{nodeid}".encode())
+        self._calls = 0
+
+    def has(self, fn: str) -> bool:
+        head, _ = self._roundtrip(fn, {"op": "has", "names": [fn]}, [])
+        return fn in head.get("has", [])
+
+    def call(self, fn: str, *args, **kwargs):
+        return self.invoke(fn, args, kwargs).value
+
+    def invoke(self, fn: str, args=(), kwargs=None, *, track=False, keep=(), wrt=None,
+               cotangents=None, global_seed=None) -> Outcome:
+        kwargs = dict(kwargs or {})
+        self._calls += 1
+        if global_seed is None:
+            global_seed = (self._seed_base * 1000003 + self._calls) % (2 ** 63)
+        enc = protocol.Encoder()
+        header = {
+            "op": "call", "fn": fn,
+            "args": enc.encode(tuple(args)), "kwargs": enc.encode(kwargs),
+            "track": bool(track), "keep": list(keep), "seed": int(global_seed),
+        }
+        if wrt:
+            header["wrt"] = list(wrt)
+            header["cot"] = enc.encode(list(cotangents or []))
+        head, buffers = self._roundtrip(fn, header, enc.buffers)
+        return self._outcome(fn, head, buffers)
+
+    def release(self, *handles: Handle) -> None:
+        self._roundtrip("", {"op": "release", "ids": [h.id for h in handles]}, [])
+
+    def close(self) -> None:
+        pass
+
+    # ---------------------------------------------------------------- decoding
+    def _outcome(self, fn, head, buffers) -> Outcome:
+        if head.get("ok") is not True:
+            raise _student_error(fn, head.get("error"))
+        try:
+            dec = protocol.Decoder(buffers, device_map=self._device_map)
+            out = Outcome(value=dec.decode(head["value"]))
+            if "args" in head:
+                out.args = dec.decode(head["args"])
+                out.kwargs = dec.decode(head["kwargs"])
+                ret = head.get("returned")
+                out.returned = ret if isinstance(ret, str) or ret is None else None
+                out.info = {str(k): TensorInfo(**{f: _bool_or_none(v.get(f)) for f in
+                                                  ("requires_grad", "is_leaf", "has_history", "grad_same_object")})
+                            for k, v in dict(head.get("info") or {}).items() if isinstance(v, dict)}
+            if "grads" in head:
+                out.grads = dec.decode(head["grads"])
+        except (protocol.DecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise errors.ProtocolError(fn, str(exc) or type(exc).__name__) from None
+        return out
+
+    @staticmethod
+    def _device_map(device: str) -> str:
+        if device == "cpu" or device.startswith("cuda"):
+            return device
+        raise protocol.DecodeError(f"unexpected device {device}")
+
+    def _roundtrip(self, fn, header, buffers):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _bool_or_none(v):
+    return v if isinstance(v, bool) or v is None else None
+
+
+def _student_error(fn: str, err) -> errors.StudentError:
+    if not isinstance(err, dict):
+        return errors.ProtocolError(fn, "malformed error")
+    kind = err.get("kind")
+    s = lambda k: str(err.get(k, ""))[:2000]  # noqa: E731
+    if kind == "exception":
+        exc = errors.StudentException(fn, s("type") or "Exception", s("message"), s("where"))
+        mro = err.get("mro")
+        exc.mro = [str(m) for m in mro][:50] if isinstance(mro, list) else [exc.type_name]
+        return exc
+    if kind == "banned":
+        return errors.BannedAPI(fn, s("api"))
+    if kind == "missing":
+        return errors.MissingFunction(fn, s("origin") or "the submission")
+    if kind == "notplain":
+        return errors.NotPlainData(fn, s("what"))
+    if kind == "load":
+        return errors.LoadError(s("origin") or "the submission", s("why"))
+    return errors.ProtocolError(fn, s("message") or f"error kind {kind!r}")
+
+
+class LocalSubmission(Submission):
+    """Calls the functions of a namespace in this process, through the same encoding.
+
+    For trusted use only: the suites' own tests, nbgrader autograder cells and a
+    student's in-notebook self-check. It offers no isolation and no time limit.
+    """
+
+    def __init__(self, exercise: str, server):
+        super().__init__(exercise)
+        self.server = server
+
+    @classmethod
+    def from_namespace(cls, exercise: str, namespace: dict, origin: str = "the notebook"):
+        from grader.calls import CallServer
+        return cls(exercise, CallServer(namespace, bans=_bans_for(exercise), guard=_guard(), origin=origin))
+
+    @classmethod
+    def from_file(cls, exercise: str, path):
+        from grader import loader
+        from grader.calls import CallServer
+        source = loader.read_source(path)
+        namespace = loader.exec_source(source)
+        return cls(exercise, CallServer(namespace, bans=_bans_for(exercise), guard=_guard(),
+                                        origin=source.name, line_to_place=source.place))
+
+    def _roundtrip(self, fn, header, buffers):
+        # Copy the buffers as a real transport would, so no object is shared.
+        head, out = self.server.handle(header, [bytes(b) for b in buffers])
+        return head, [bytes(b) for b in out]
+
+
+class FailedSubmission(Submission):
+    """A submission whose file could not be loaded: every call raises the same LoadError."""
+
+    def __init__(self, exercise: str, error: errors.StudentError):
+        super().__init__(exercise)
+        self.error = error
+
+    def _roundtrip(self, fn, header, buffers):
+        raise self.error
+
+
+def _bans_for(exercise: str) -> dict:
+    from grader import course
+    try:
+        ex = course.get_exercise(exercise)
+    except KeyError:
+        return {}
+    try:
+        return {name: f.ban_spec() for name, f in ex.functions.items()}
+    except ImportError:  # the guard module is optional for in-process use
+        return {}
+
+
+def _guard():
+    try:
+        from grader.banned import Guard
+    except ImportError:
+        return None
+    return Guard.install()
