@@ -1,0 +1,27 @@
+# BUG: clip_grad_norm_: iterates over parameters twice, so a generator is exhausted before scaling
+import torch
+
+def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False):
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    norm_type = float(norm_type)
+    norms = [torch.linalg.vector_norm(p.grad, norm_type) for p in parameters if p.grad is not None]
+    if not norms:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack(norms), norm_type)
+    if error_if_nonfinite and not torch.isfinite(total):
+        raise RuntimeError("non-finite norm")
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.mul_(coef)
+    return total
+
+
+def clip_grad_value_(parameters, clip_value):
+    if isinstance(parameters, torch.Tensor):
+        parameters = [parameters]
+    for p in parameters:
+        if p.grad is not None:
+            p.grad.clamp_(-clip_value, clip_value)
+
