@@ -1,0 +1,67 @@
+"""A notebook or module becomes the namespace of its definitions; demo code never runs."""
+import nbformat
+import pytest
+
+from grader import loader
+from grader.errors import LoadError
+
+
+def notebook(tmp_path, cells, name="ex.ipynb"):
+    nb = nbformat.v4.new_notebook()
+    for kind, src in cells:
+        nb.cells.append(nbformat.v4.new_code_cell(src) if kind == "code" else nbformat.v4.new_markdown_cell(src))
+    p = tmp_path / name
+    nbformat.write(nb, p)
+    return p
+
+
+def load(path):
+    return loader.exec_source(loader.read_source(path))
+
+
+def test_notebook_definitions_magics_and_demo_cells(tmp_path):
+    p = notebook(tmp_path, [
+        ("markdown", "# Title"),
+        ("code", "%matplotlib inline\n!pip list\nimport math\nEPS = 1e-6"),
+        ("code", "def f(x):\n    return x + EPS\n"),
+        ("code", "print('demo')\nassert f(1) == 0, 'my own failing check'\nwhile True:\n    pass"),
+        ("code", "%%time\ndef g(x):\n    return 2 * x"),
+        ("code", "%%bash\necho hi"),
+        ("code", "def f(x):\n    return x + 1  # a later definition wins"),
+        ("code", "files = !ls\nSLOW = [0 for _ in iter(int, 1)]"),
+    ])
+    ns = load(p)
+    assert ns["f"](1) == 2 and ns["g"](2) == 4 and ns["EPS"] == 1e-6 and "SLOW" not in ns
+
+
+def test_syntax_error_names_the_cell(tmp_path):
+    p = notebook(tmp_path, [("code", "x = 1"), ("code", "def f(:\n  pass")])
+    with pytest.raises(LoadError) as e:
+        load(p)
+    assert "cell 2" in str(e.value) and "ex.ipynb" in str(e.value)
+
+
+@pytest.mark.parametrize("raw, why", [(b"{not json", "not a valid notebook"), (b'{"a": 1}', "not a valid notebook"),
+                                      (b"\xff\xfe\x00", "UTF-8")])
+def test_invalid_notebooks(tmp_path, raw, why):
+    p = tmp_path / "ex.ipynb"
+    p.write_bytes(raw)
+    with pytest.raises(LoadError) as e:
+        loader.read_source(p)
+    assert why in str(e.value)
+
+
+def test_crash_at_import_is_a_load_error(tmp_path):
+    p = tmp_path / "ex.py"
+    p.write_text("import no_such_module_xyz\ndef f():\n    return 1\n")
+    with pytest.raises(LoadError) as e:
+        load(p)
+    assert "ModuleNotFoundError" in str(e.value)
+
+
+def test_module_main_guard_and_try_import(tmp_path):
+    p = tmp_path / "ex.py"
+    p.write_text("try:\n    import numpy as np\nexcept ImportError:\n    np = None\n"
+                 "def f():\n    return np is not None\n"
+                 "if __name__ == '__main__':\n    raise SystemExit(f())\n")
+    assert load(p)["f"]() is True
