@@ -1,0 +1,83 @@
+"""Hidden tests of clip_grad_value_ (6 points). Clamping is exact: results must equal torch's."""
+import pytest
+import torch
+
+from grader.checks import assert_close, check
+from grader.protocol import Iter
+
+FN = "clip_grad_value_"
+
+
+def make_params(rng, dtype, device, n, none_at=()):
+    params = []
+    for k in range(n):
+        shape = tuple(int(s) for s in torch.randint(1, 6, (int(torch.randint(1, 3, (), generator=rng)),),
+                                                    generator=rng))
+        p = torch.randn(shape, generator=rng, dtype=torch.float64).to(device=device, dtype=dtype).requires_grad_()
+        if k not in none_at:
+            p.grad = (3 * torch.randn(shape, generator=rng, dtype=torch.float64)).to(device=device, dtype=dtype)
+        params.append(p)
+    return params
+
+
+def torch_clamped(params, clip_value):
+    out = []
+    for p in params:
+        q = p.detach().clone().requires_grad_()
+        q.grad = None if p.grad is None else p.grad.clone()
+        out.append(q)
+    torch.nn.utils.clip_grad_value_(out, clip_value)
+    return [q.grad for q in out]
+
+
+HINT = "clamp every gradient in place to [-clip_value, clip_value], e.g. p.grad.clamp_(-clip_value, clip_value)"
+
+
+def check_grads(post, expected, what, hint=HINT):
+    for k, (p, want) in enumerate(zip(post, expected)):
+        if want is None:
+            check(p.grad is None, what=f"parameter {k} ({what})", detail="it had no .grad but has one now",
+                  hint="skip parameters whose .grad is None")
+            continue
+        check(p.grad is not None, what=f"gradient {k} ({what})", detail="it is None after the call", hint=hint)
+        assert_close(p.grad, want, atol=0.0, rtol=0.0, what=f"gradient {k} after clipping ({what})", hint=hint)
+
+
+@pytest.mark.grades(FN, points=3)
+def test_matches_torch(student, device, rng):
+    """clamped gradients equal torch's (float32 and float64, some .grad None)"""
+    for case, dtype in enumerate([torch.float64, torch.float32, torch.float64, torch.float32]):
+        params = make_params(rng, dtype, device, n=4, none_at=(case % 4,))
+        clip_value = [0.5, 1.0, 2.5, 0.1][case]
+        expected = torch_clamped(params, clip_value)
+        out = student.invoke(FN, (params, clip_value), track=True)
+        check_grads(out.args[0], expected, f"{dtype}, clip_value={clip_value}")
+
+
+@pytest.mark.grades(FN, points=3)
+def test_in_place_generator_single_tensor(student, device, rng):
+    """in place on the same .grad tensors; parameters as a generator or a single tensor"""
+    params = make_params(rng, torch.float64, device, n=3)
+    expected = torch_clamped(params, 1.0)
+    out = student.invoke(FN, (params, 1.0), track=True)
+    check_grads(out.args[0], expected, "a list of 3 parameters")
+    for k in range(3):
+        check(out.info[f"args[0][{k}]"].grad_same_object is True, what=f"parameter {k}'s .grad after clipping",
+              detail="it is a new tensor, not the original .grad clamped in place",
+              hint="modify the gradient in place (clamp_), instead of p.grad = p.grad.clamp(...)")
+
+    params = make_params(rng, torch.float64, device, n=3)
+    expected = torch_clamped(params, 0.7)
+    out = student.invoke(FN, (Iter(params), 0.7), track=True)
+    items = out.args[0]
+    if isinstance(items, Iter):
+        items = list(items.items)
+    if isinstance(items, (list, tuple)) and len(items) == len(params):
+        check_grads(items, expected, "parameters given as a generator")
+
+    p = make_params(rng, torch.float64, device, n=1)[0]
+    expected = torch_clamped([p], 0.4)
+    out = student.invoke(FN, (p, 0.4), track=True)
+    check_grads([out.args[0]], expected, "parameters is a single tensor",
+                hint="a single tensor counts as one parameter: wrap it, "
+                     "`if isinstance(parameters, torch.Tensor): parameters = [parameters]`")
