@@ -22,7 +22,9 @@ from grader import protocol
 
 class CallServer:
     def __init__(self, namespace: dict, bans: dict | None = None, guard=None,
-                 origin: str = "the submission", line_to_place: Callable[[int], str] | None = None):
+                 origin: str = "the submission", line_to_place: Callable[[int], str] | None = None,
+                 after_call: Callable[[], None] | None = None):
+        self.after_call = after_call or (lambda: None)
         self.ns = namespace
         self.bans = bans or {}
         self.guard = guard
@@ -95,6 +97,7 @@ class CallServer:
             else:
                 value = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - the student's exception is data here
+            self.after_call()
             if self.guard is not None and spec is not None:
                 violation = self.guard.violation
             if violation:
@@ -103,6 +106,7 @@ class CallServer:
                 raise
             return _error("exception", type=type(exc).__name__, message=_safe_str(exc), where=self._where(exc),
                           mro=[c.__name__ for c in type(exc).__mro__])
+        self.after_call()
         if violation:
             return _error("banned", api=str(violation))
 

@@ -24,6 +24,20 @@ def _ban_specs(bans: dict):
     return specs, Guard.install()
 
 
+def _builtins_keeper():
+    """Snapshot the builtins; the returned function puts them back (a student may patch them,
+    and this process's own encoding must keep working)."""
+    import builtins
+    saved = dict(builtins.__dict__)
+
+    def restore():
+        d = builtins.__dict__
+        for k in [k for k in d if k not in saved]:
+            del d[k]
+        d.update(saved)
+    return restore
+
+
 def serve(conn) -> None:
     header, _ = protocol.recv_message(conn)
     from grader.loader import Source, exec_source
@@ -36,12 +50,15 @@ def serve(conn) -> None:
         torch.cuda.init()
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+    restore_builtins = _builtins_keeper()
     try:
         namespace = exec_source(source)
     except LoadError as exc:
         protocol.send_message(conn, {"ok": False, "error": {"kind": "load", "origin": source.name, "why": exc.why}})
         return
-    server = CallServer(namespace, bans=specs, guard=guard, origin=source.name, line_to_place=source.place)
+    restore_builtins()
+    server = CallServer(namespace, bans=specs, guard=guard, origin=source.name, line_to_place=source.place,
+                        after_call=restore_builtins)
     protocol.send_message(conn, {"ok": True})
     while True:
         try:

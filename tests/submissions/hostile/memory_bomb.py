@@ -1,0 +1,6 @@
+# EXERCISE: clipping
+# EXPECT: fails clip_grad_value_
+def clip_grad_value_(parameters, clip_value):
+    hog = []
+    while True:
+        hog.append(bytearray(1 << 28))
