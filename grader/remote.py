@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import select
 import time
+from pathlib import Path
 
 from grader import errors, protocol
 from grader.course import get_exercise
@@ -51,6 +52,8 @@ class RemoteSubmission(Submission):
         self.bans = {fn: {"banned": list(f.banned), "banned_ops": list(f.banned_ops), "no_autograd": f.no_autograd}
                      for fn, f in ex.functions.items()}
         self.notes: list[str] = []   # limits hit, shown in the class summary
+        from grader.submission import static_bans
+        self.static_bans = static_bans(exercise, source)
 
     # ------------------------------------------------------------ process
     def _start(self, fn: str) -> None:
@@ -139,13 +142,22 @@ class RemoteSubmission(Submission):
         return self.child.output() if self.child is not None else ""
 
 
+def grading_pool(extra_hide=(), jobs: int = 1):
+    """A sandbox pool whose children cannot see the course's suites, references or tests."""
+    from grader import course
+    from grader.sandbox import SandboxPool
+    base = course.root()
+    hide = [base / d for d in ("exercises", "reference", "tests", "templates", "bench", "examples")]
+    hide += [Path(p) for p in extra_hide]
+    return SandboxPool(preload=("torch", "grader.worker"), hide=[str(p) for p in hide if p.exists()], jobs=jobs)
+
+
 @contextlib.contextmanager
 def isolated_provider(files: dict, timeout: float = 120.0, device: str = "cpu", pool=None):
     """A provider of RemoteSubmissions for {exercise: path}; a missing exercise raises LoadError."""
     own_pool = pool is None
     if own_pool:
-        from grader.sandbox import SandboxPool
-        pool = SandboxPool.for_grading()
+        pool = grading_pool()
     budget = Budget(timeout)
     subs = []
 

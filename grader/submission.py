@@ -42,6 +42,7 @@ class Submission:
         self.exercise = exercise
         self._seed_base = 0
         self._calls = 0
+        self.static_bans: dict = {}   # function -> "api (line N)" found by the static look
 
     # called by the pytest plugin at the start of each test
     def begin_test(self, nodeid: str, seed: int) -> None:
@@ -58,6 +59,8 @@ class Submission:
     def invoke(self, fn: str, args=(), kwargs=None, *, track=False, keep=(), wrt=None,
                cotangents=None, global_seed=None) -> Outcome:
         kwargs = dict(kwargs or {})
+        if fn in self.static_bans:
+            raise errors.BannedAPI(fn, self.static_bans[fn])
         self._calls += 1
         if global_seed is None:
             global_seed = (self._seed_base * 1000003 + self._calls) % (2 ** 63)
@@ -135,6 +138,30 @@ def _student_error(fn: str, err) -> errors.StudentError:
     return errors.ProtocolError(fn, s("message") or f"error kind {kind!r}")
 
 
+def static_bans(exercise: str, source) -> dict:
+    """{function: description} of banned APIs the source reaches from each graded function
+    (grader side: the source is parsed, never run)."""
+    from grader import course
+    try:
+        from grader.banned import static_uses
+        ex = course.get_exercise(exercise)
+    except (ImportError, KeyError):
+        return {}
+    found = {}
+    for name, spec in ex.functions.items():
+        if not spec.has_bans:
+            continue
+        try:
+            uses = static_uses(source.text, [name], spec.banned, no_autograd=spec.no_autograd,
+                               banned_ops=spec.banned_ops)
+        except SyntaxError:
+            return {}
+        if uses:
+            use = uses[0]
+            found[name] = f"{use[1]} (at {source.place(use[2])} of {source.name})"
+    return found
+
+
 class LocalSubmission(Submission):
     """Calls the functions of a namespace in this process, through the same encoding.
 
@@ -149,16 +176,21 @@ class LocalSubmission(Submission):
     @classmethod
     def from_namespace(cls, exercise: str, namespace: dict, origin: str = "the notebook"):
         from grader.calls import CallServer
-        return cls(exercise, CallServer(namespace, bans=_bans_for(exercise), guard=_guard(), origin=origin))
+        bans = _bans_for(exercise)
+        return cls(exercise, CallServer(namespace, bans=bans, guard=_guard(bans), origin=origin))
 
     @classmethod
     def from_file(cls, exercise: str, path):
         from grader import loader
         from grader.calls import CallServer
         source = loader.read_source(path)
+        bans = _bans_for(exercise)
+        guard = _guard(bans)  # before the student's code binds any name
         namespace = loader.exec_source(source)
-        return cls(exercise, CallServer(namespace, bans=_bans_for(exercise), guard=_guard(),
-                                        origin=source.name, line_to_place=source.place))
+        sub = cls(exercise, CallServer(namespace, bans=bans, guard=guard,
+                                       origin=source.name, line_to_place=source.place))
+        sub.static_bans = static_bans(exercise, source)
+        return sub
 
     def _roundtrip(self, fn, header, buffers):
         # Copy the buffers as a real transport would, so no object is shared.
@@ -189,9 +221,9 @@ def _bans_for(exercise: str) -> dict:
         return {}
 
 
-def _guard():
+def _guard(bans: dict):
     try:
         from grader.banned import Guard
     except ImportError:
         return None
-    return Guard.install()
+    return Guard.install(list(bans.values()))

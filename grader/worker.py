@@ -21,7 +21,7 @@ def _ban_specs(bans: dict):
         return {}, None
     specs = {fn: BanSpec(banned=list(b.get("banned", [])), banned_ops=list(b.get("banned_ops", [])),
                          no_autograd=bool(b.get("no_autograd", False))) for fn, b in bans.items()}
-    return specs, Guard.install()
+    return specs, Guard.install(list(specs.values()))
 
 
 def _builtins_keeper():

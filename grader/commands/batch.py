@@ -73,14 +73,14 @@ def _load_state(folder: Path):
 _POOL = None
 
 
-def _worker_init() -> None:
+def _worker_init(hide) -> None:
     """Runs once per worker: die with the batch, start the sandbox, warm the suites."""
     if sys.platform.startswith("linux"):
         import ctypes
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     global _POOL
-    from grader.sandbox import SandboxPool
-    _POOL = SandboxPool.for_grading()
+    from grader.remote import grading_pool
+    _POOL = grading_pool(extra_hide=hide)
 
 
 def _grade_one(student: str, folder: str, files: dict, opts: dict) -> dict:
@@ -110,7 +110,8 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
     if todo:
         import multiprocessing
         ctx = multiprocessing.get_context("forkserver" if device.startswith("cuda") else "fork")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init) as ex, \
+        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                                 initargs=([str(submissions.resolve()), str(out.resolve())],)) as ex, \
                 click.progressbar(length=len(todo), label=f"grading {len(todo)} students with {jobs} jobs",
                                   file=None) as bar:
             futures = {ex.submit(_grade_one, s, str(f), {k: str(v) for k, v in files.items()}, opts): (s, fp)
