@@ -1,0 +1,211 @@
+"""Build the nbgrader course directory: source (instructor) and release (student) notebooks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import nbformat
+
+from grader.build import reference as refmod
+from grader.build.hidden import collect_hidden_tests
+from grader.build.render import NotebookRenderer
+
+NBGRADER_CONFIG = '''\
+# nbgrader configuration of the Gradient Lab course, written by `grader build`.
+# Run nbgrader from this folder, with the environment's bin/ on PATH
+# (nbgrader calls `alembic` by name), e.g.
+#   nbgrader generate_assignment {assignment} --force
+#   nbgrader autograde {assignment}
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = __import__("os").path.dirname(__import__("os").path.abspath(__file__))
+c.CourseDirectory.db_assignments = [dict(name={assignment!r})]
+
+# What nbgrader's ClearSolutions writes in place of each solution region.
+c.ClearSolutions.code_stub = dict(python="# YOUR CODE HERE\\nraise NotImplementedError()")
+c.ClearSolutions.enforce_metadata = True
+
+# Executing a notebook (validate, autograde): the kernel must be able to import torch
+# and the grader package; every hidden test is one cell.
+c.ExecutePreprocessor.kernel_name = {kernel!r}
+c.ExecutePreprocessor.timeout = {timeout}
+c.Execute.timeout = {timeout}
+c.Execute.interrupt_on_timeout = True
+'''
+
+
+class BuildError(Exception):
+    """The course cannot be built (a one-line reason for the CLI)."""
+
+
+def load_course(repo_root: Path) -> dict:
+    path = Path(repo_root) / "course.toml"
+    if not path.is_file():
+        raise BuildError(f"no course file: {path}")
+    return tomllib.loads(path.read_text())
+
+
+def _exercises(repo_root: Path, names):
+    from grader import course as gcourse
+    found = {ex.name: ex for ex in gcourse.load_exercises(Path(repo_root))}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise BuildError(f"course.toml lists exercises without exercises/<name>/exercise.toml: {', '.join(missing)}")
+    return [found[n] for n in names]
+
+
+def render_exercise(exercise, repo_root: Path, course_cfg: dict, renderer: NotebookRenderer | None = None):
+    """-> (notebook, hidden_tests, reference). Raises BuildError when the reference and
+    the hidden suite disagree with the course (missing points, a failing reference)."""
+    repo_root = Path(repo_root)
+    ref_path = repo_root / "reference" / f"{exercise.name}.py"
+    if not ref_path.is_file():
+        raise BuildError(f"{exercise.name}: no model solution at {ref_path}")
+    ref = refmod.load_reference(ref_path)
+    seed = int(course_cfg.get("course", {}).get("grading_seed", 0))
+    hidden = collect_hidden_tests(exercise.name, ref_path, seed=seed)
+    if not hidden:
+        raise BuildError(f"{exercise.name}: the hidden suite has no tests")
+    failing = [t for t in hidden if not t.passed_by_reference]
+    if failing:
+        lines = "; ".join(f"{t.name}: {t.output[:200]}" for t in failing[:5])
+        raise BuildError(f"{exercise.name}: the reference fails {len(failing)} hidden test(s): {lines}")
+    total = round(sum(t.points for t in hidden), 6)
+    want = float(course_cfg.get("course", {}).get("points_per_exercise", exercise.points))
+    if abs(total - want) > 1e-6 or abs(total - exercise.points) > 1e-6:
+        raise BuildError(f"{exercise.name}: hidden tests are worth {total:g} points, "
+                         f"course.toml says {want:g}, exercise.toml says {exercise.points:g}")
+    renderer = renderer or NotebookRenderer(repo_root / "templates", course_cfg)
+    nb = renderer.render(exercise, ref, hidden)
+    return nb, hidden, ref
+
+
+def _run_generate_assignment(course_dir: Path, assignment: str) -> str:
+    """nbgrader's own generate_assignment (NbGraderAPI), in a child process so that
+    nbgrader's traitlets/logging state stays out of the caller's."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")   # nbgrader runs `alembic` by name
+    code = (
+        "import json, sys\n"
+        "from traitlets.config.loader import PyFileConfigLoader\n"
+        "from nbgrader.apps import NbGraderAPI\n"
+        "from nbgrader.coursedir import CourseDirectory\n"
+        "config = PyFileConfigLoader('nbgrader_config.py', path='.').load_config()\n"
+        "api = NbGraderAPI(CourseDirectory(config=config), config=config)\n"
+        f"res = api.generate_assignment({assignment!r}, force=True, create=True)\n"
+        "print(json.dumps({'success': bool(res.get('success')), 'log': res.get('log', ''), 'error': res.get('error', '')}))\n"
+    )
+    import subprocess
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(course_dir), env=env,
+                          capture_output=True, text=True, timeout=600)
+    try:
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise BuildError(f"nbgrader generate_assignment did not run: {proc.stderr.strip()[-2000:]}")
+    if not res["success"]:
+        raise BuildError(f"nbgrader generate_assignment failed: {(res['error'] or res['log'])[-2000:]}")
+    return res["log"]
+
+
+def leak_report(release_nb, ref: refmod.Reference, student_functions) -> list:
+    """Why a release notebook is not fit for students (empty list: it is)."""
+    problems = []
+    code = [c.source for c in release_nb.cells if c.cell_type == "code"]
+    everything = "\n".join(c.source for c in release_nb.cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
+                   "run_hidden_test", "nbgrader_bridge"):
+        if marker in everything:
+            problems.append(f"contains {marker!r}")
+    for c in release_nb.cells:
+        if c.cell_type == "code" and c.get("outputs"):
+            problems.append("a code cell has outputs")
+            break
+    # No model-solution body: no run of 2 consecutive significant lines of any reference
+    # function or helper, and no single long line, appears in a code cell.
+    code_lines = [[ln.strip() for ln in src.splitlines() if ln.strip()] for src in code]
+    names = list(student_functions) + [h for h in ref.order if h not in student_functions]
+    for name, sig in refmod.body_snippets(ref, names).items():
+        sig = [s for s in sig if not s.startswith(('"""', "'''"))]
+        for cell in code_lines:
+            joined = "\n".join(cell)
+            pairs = ["\n".join(sig[i:i + 2]) for i in range(len(sig) - 1)]
+            if any(p in joined for p in pairs) or any(len(s) >= 40 and s in cell for s in sig):
+                problems.append(f"contains reference code of {name}()")
+                break
+    return problems
+
+
+def build_course(out_dir, repo_root=".", exercises=None, clean=True) -> dict:
+    """Render every exercise notebook and make the nbgrader course in ``out_dir``.
+
+    Returns a summary dict: course dir, assignment, per exercise the source and
+    release notebook paths, sizes, hidden tests and points.
+    """
+    t0 = time.time()
+    repo_root = Path(repo_root).resolve()
+    out = Path(out_dir).resolve()
+    cfg = load_course(repo_root)
+    course = cfg.get("course", {})
+    assignment = course.get("assignment", "gradient_lab")
+    names = list(exercises or course.get("exercises", []))
+    if not names:
+        raise BuildError("course.toml lists no exercises")
+    exs = _exercises(repo_root, names)
+
+    if clean and out.exists():
+        for sub in ("source", "release", "gradebook.db", "nbgrader_config.py"):
+            p = out / sub
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    src_dir = out / "source" / assignment
+    src_dir.mkdir(parents=True, exist_ok=True)
+    (out / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(
+        course_id=course.get("id", assignment), assignment=assignment,
+        kernel=cfg.get("nbgrader", {}).get("kernel", "python3"),
+        timeout=int(cfg.get("nbgrader", {}).get("cell_timeout", 120))))
+
+    renderer = NotebookRenderer(repo_root / "templates", cfg)
+    summary = {"course_dir": str(out), "assignment": assignment, "exercises": {}}
+    refs = {}
+    for ex in exs:
+        nb, hidden, ref = render_exercise(ex, repo_root, cfg, renderer)
+        refs[ex.name] = (ref, list(ex.functions))
+        path = src_dir / f"{ex.name}.ipynb"
+        nbformat.write(nb, str(path))
+        summary["exercises"][ex.name] = {
+            "source": str(path),
+            "hidden_tests": len(hidden),
+            "points": round(sum(t.points for t in hidden), 6),
+            "functions": list(ex.functions),
+        }
+
+    summary["generate_assignment_log"] = _run_generate_assignment(out, assignment)
+
+    rel_dir = out / "release" / assignment
+    problems = []
+    for name, (ref, fns) in refs.items():
+        rel = rel_dir / f"{name}.ipynb"
+        if not rel.is_file():
+            raise BuildError(f"nbgrader wrote no release notebook for {name}")
+        rnb = nbformat.read(str(rel), as_version=4)
+        for p in leak_report(rnb, ref, fns):
+            problems.append(f"release/{assignment}/{name}.ipynb {p}")
+        e = summary["exercises"][name]
+        e["release"] = str(rel)
+        e["source_bytes"] = Path(e["source"]).stat().st_size
+        e["release_bytes"] = rel.stat().st_size
+    if problems:
+        raise BuildError("the release is not fit for students: " + "; ".join(problems))
+    summary["source_bytes"] = sum(e["source_bytes"] for e in summary["exercises"].values())
+    summary["release_bytes"] = sum(e["release_bytes"] for e in summary["exercises"].values())
+    summary["seconds"] = round(time.time() - t0, 2)
+    return summary
