@@ -1,0 +1,174 @@
+"""Hostile submissions are contained: each scores what it honestly earns, the rest of
+the batch is byte-identical to a batch without it, and nothing is left running."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = ROOT / "tests" / "submissions" / "hostile"
+EXERCISES = ["clipping", "initializers", "lstm_cell", "sigmoid_stack"]
+TIMEOUT = "40"   # per student; the per-call cap is a sixth of it
+
+
+def _meta(path: Path) -> dict:
+    meta = {}
+    for line in path.read_text().splitlines()[:3]:
+        if line.startswith("# ") and ":" in line:
+            k, v = line[2:].split(":", 1)
+            meta[k.strip()] = v.strip()
+    return meta
+
+
+def _honest(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for ex in EXERCISES:
+        shutil.copy(ROOT / "reference" / f"{ex}.py", folder / f"{ex}.py")
+
+
+def _hostile(folder: Path, snippet: Path) -> None:
+    _honest(folder)
+    ex = _meta(snippet)["EXERCISE"]
+    text = (ROOT / "reference" / f"{ex}.py").read_text() + "\n\n" + snippet.read_text()
+    (folder / f"{ex}.py").write_text(text)
+
+
+def _batch(subs: Path, out: Path, jobs: int = 2) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "grader", "batch", str(subs), "--out", str(out),
+                           "--jobs", str(jobs), "--device", "cpu", "--timeout", TIMEOUT],
+                          capture_output=True, text=True, timeout=900)
+
+
+def _tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(folder)).encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def _become_subreaper() -> None:
+    """Orphans of everything we start are re-parented to this process, so we can find them."""
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
+def _live_children() -> list:
+    """Our direct children that still run (zombies are reaped)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break
+        if pid == 0:
+            break
+    me, out = os.getpid(), []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == me and fields[0] != "Z":
+            out.append(f"{p}: {Path(f'/proc/{p}/cmdline').read_bytes()[:200]!r}")
+    return out
+
+
+def _csv_rows(out: Path, student: str | None = None) -> list:
+    rows = (out / "grades.csv").read_text().splitlines()[1:]
+    return [r for r in rows if student is None or r.startswith(student + ",")]
+
+
+pytestmark = pytest.mark.skipif(not all((ROOT / "reference" / f"{e}.py").exists() for e in EXERCISES),
+                                reason="reference solutions missing")
+
+
+def test_hostile_batch_is_contained(tmp_path):
+    snippets = sorted(HOSTILE.glob("*.py"))
+    assert len(snippets) >= 15
+    honest = tmp_path / "honest"
+    _honest(honest / "alice")
+    _honest(honest / "zoe")
+    mixed = tmp_path / "mixed"
+    shutil.copytree(honest, mixed)
+    for s in snippets:
+        _hostile(mixed / f"hostile_{s.stem}", s)
+    grader_digest = _tree_digest(ROOT / "grader")
+    class_digest = _tree_digest(honest)
+    pwned = Path("/tmp/gradient-lab-pwned")
+    pwned.unlink(missing_ok=True)
+
+    _become_subreaper()
+    run = _batch(mixed, tmp_path / "out-mixed")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not _live_children(), f"processes left behind: {_live_children()}"
+
+    clean = _batch(honest, tmp_path / "out-honest")
+    assert clean.returncode == 0, clean.stderr[-3000:]
+
+    out = tmp_path / "out-mixed"
+    # the honest students are graded exactly as in a batch without the hostile ones
+    for student in ("alice", "zoe"):
+        assert _csv_rows(out, student) == _csv_rows(tmp_path / "out-honest", student)
+        a = json.loads((out / student / "results.json").read_text())
+        b = json.loads((tmp_path / "out-honest" / student / "results.json").read_text())
+        assert a == b
+    full = json.loads((tmp_path / "out-honest" / "alice" / "results.json").read_text())
+    assert full["score"] == 100, [t for t in full["tests"] if t["status"] != "passed"]
+
+    # each hostile student earns exactly what its functions honestly earn
+    for s in snippets:
+        meta = _meta(s)
+        res = json.loads((out / f"hostile_{s.stem}" / "results.json").read_text())
+        expect = meta["EXPECT"]
+        per_fn = {}
+        for t in res["tests"]:
+            got, mx = per_fn.get((t["exercise"], t["function"]), (0, 0))
+            per_fn[(t["exercise"], t["function"])] = (got + t["score"], mx + t["max_score"])
+        for (ex, fn), (got, mx) in per_fn.items():
+            if expect == "full":
+                ok = got == mx
+            elif expect == "load-error":
+                ok = got == 0 if ex == meta["EXERCISE"] else got == mx
+            else:
+                bad_fn = expect.split()[1]
+                ok = got == 0 if (ex, fn) == (meta["EXERCISE"], bad_fn) else got == mx
+            assert ok, f"{s.name} ({expect}): {ex}.{fn} scored {got}/{mx}: " + \
+                "; ".join(t["output"] for t in res["tests"] if t["function"] == fn and t["status"] != "passed")[:1500]
+        assert res["score"] == sum(float(r.split(",")[2]) for r in _csv_rows(out, f"hostile_{s.stem}"))
+
+    # nothing outside the sandboxes was touched
+    assert _tree_digest(ROOT / "grader") == grader_digest
+    assert _tree_digest(honest) == class_digest
+    assert _tree_digest(mixed / "alice") == _tree_digest(honest / "alice")
+    assert not pwned.exists()
+
+
+def test_same_class_twice_gives_identical_grades(tmp_path):
+    subs = tmp_path / "class"
+    _honest(subs / "alice")
+    buggy = ROOT / "tests" / "submissions" / "clipping" / "buggy"
+    bug = sorted(buggy.glob("*.py"))[0]
+    _honest(subs / "bob o'neil é")
+    shutil.copy(bug, subs / "bob o'neil é" / "clipping.py")
+    (subs / "empty").mkdir()
+    first = _batch(subs, tmp_path / "a", jobs=1)
+    second = _batch(subs, tmp_path / "b", jobs=2)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
+    assert (tmp_path / "a" / "grades.csv").read_bytes() == (tmp_path / "b" / "grades.csv").read_bytes()
+    for student in ("alice", "bob o'neil é", "empty"):
+        a = json.loads((tmp_path / "a" / student / "results.json").read_text())
+        b = json.loads((tmp_path / "b" / student / "results.json").read_text())
+        assert a == b
+    rows = _csv_rows(tmp_path / "a")
+    assert len(rows) == 3 * len(EXERCISES)
+    assert all(r.split(",")[2] == "0" for r in _csv_rows(tmp_path / "a", "empty"))
