@@ -105,12 +105,17 @@ def test_echo_and_scratch(pool):
             data = conn.recv(100)
             send(conn, {"echo": data.decode(), "cwd": os.getcwd(), "files": sorted(os.listdir(".")),
                         "path0": sys.path[0], "uid": os.getuid(), "pid": os.getpid(),
-                        "threads": __import__("torch").get_num_threads()})
+                        "threads": __import__("torch").get_num_threads(),
+                        "status": open("/proc/self/status").read()})
     """)
     child.conn.sendall(b"hi")
     r = recv_json(child)
     assert r["echo"] == "hi" and r["files"] == ["hostile.py"] and r["path0"] == r["cwd"]
     assert r["threads"] == 1
+    if pool.mode != "none":
+        for field in ("CapEff", "CapPrm", "CapBnd", "CapAmb"):
+            assert f"{field}:\t0000000000000000" in r["status"], field
+        assert "NoNewPrivs:\t1" in r["status"]
     if pool.mode == "root":
         assert r["uid"] == child.uid and r["uid"] >= 61000
     if pool.mode != "none":
@@ -228,6 +233,7 @@ def test_fork_bomb_capped(pool):
     ("os.abort()", "killed by signal 6 (SIGABRT)"),
     ("raise ValueError('boom')", "exited with status 1"),
     ("bytearray(50 << 30)", "memory limit exceeded"),
+    ("while True: pass", "CPU time limit exceeded"),
     ("torch.empty(50 << 30, dtype=torch.uint8)", "memory limit exceeded"),
 ])
 def test_exit_descriptions(pool, body, expected):
@@ -235,7 +241,7 @@ def test_exit_descriptions(pool, body, expected):
         import ctypes, os, signal, torch
         def main(conn):
             {body}
-    """)
+    """, limits=Limits(cpu_seconds=1))
     assert child.wait(10)
     assert child.exit_description() == expected, child.output()
     assert_all_gone(pool, child)
@@ -434,9 +440,10 @@ def test_concurrent_spawns(pool):
     def spawn():
         try:
             children.append(run(pool, """
-                import os
+                import os, time
                 def main(conn):
                     send(conn, os.getuid())
+                    time.sleep(1000)  # stay alive: a finished child's uid may be reused
             """))
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
@@ -535,3 +542,29 @@ def test_fallback_mode_still_kills_everything():
         if child.uid is not None:
             assert pids_of_uid(child.uid) == []
         assert not os.path.exists(cwd)
+
+
+def test_hiding_the_whole_repo_keeps_the_grader_importable():
+    with SandboxPool(preload=(), hide=[REPO]) as p:
+        child = run(p, """
+            import os
+            def main(conn, repo=%r):
+                import grader.sandbox.limits, decimal
+                send(conn, sorted(os.listdir(repo)))
+        """ % REPO)
+        listing = recv_json(child)
+    assert set(listing) <= {"grader", ".venv"}, listing
+
+
+def test_kill_from_another_thread_while_waiting(pool):
+    child = run(pool, """
+        import time
+        def main(conn):
+            time.sleep(1000)
+    """)
+    threading.Timer(0.2, child.kill, args=("killed after timeout",)).start()
+    t0 = time.monotonic()
+    assert child.wait(10)
+    assert time.monotonic() - t0 < 5
+    assert child.exit_description() == "killed after timeout"
+    assert_all_gone(pool, child)

@@ -342,21 +342,18 @@ def _make_readonly() -> None:
 
 
 def _drop_privileges(req: dict) -> None:
+    """Become the slot's uid (root mode, or root without namespaces) with no capabilities."""
     mode = req["mode"]
-    if mode in ("root", "userns") or os.geteuid() == 0:
-        try:
-            ns.drop_all_capabilities() if mode == "userns" else _drop_bounding_set()
-        except OSError:
-            if mode != "none":
-                raise
+    if os.geteuid() == 0 and mode != "userns":
+        _drop_bounding_set()
     if req["uid"] is not None and os.geteuid() == 0 and mode != "userns":
         os.setgroups([])
         os.setresgid(req["gid"], req["gid"], req["gid"])
-        os.setresuid(req["uid"], req["uid"], req["uid"])
+        os.setresuid(req["uid"], req["uid"], req["uid"])  # clears the capability sets
     if ns.IS_LINUX:
         ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
-        if mode != "none" or os.geteuid() != 0:
-            ns.drop_all_capabilities()
+        if mode != "none":
+            ns.drop_all_capabilities()  # userns: we kept the namespace's full set
 
 
 def _drop_bounding_set() -> None:

@@ -37,7 +37,8 @@ class SandboxPool:
                  force_mode: str | None = None):
         self.jobs = jobs
         self._lock = threading.Lock()
-        self._children: "weakref.WeakSet[Child]" = weakref.WeakSet()
+        self._owner_pid = os.getpid()
+        self._children: set[Child] = set()  # until they are known to be gone
         self._closed = False
         self._counter = 0
         self.keep = _default_keep() + [_real(k) for k in keep]
@@ -93,8 +94,14 @@ class SandboxPool:
     def spawn(self, entry: str, files: dict[str, bytes] | None = None, limits: Limits | None = None,
               env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> "Child":
         """Start ``entry(conn)`` ("module:function") in a fresh sandbox; return once it runs."""
+        if os.getpid() != self._owner_pid:
+            raise SandboxError("a SandboxPool can only be used by the process that created it")
         limits = limits or Limits()
         files = {_check_name(n): bytes(d) for n, d in (files or {}).items()}
+        with self._lock:
+            ended = list(self._children)
+        for child in ended:  # notice children that ended unobserved, freeing their slots
+            child.alive()
         slot = self._slots.acquire()
         uid = gid = None
         if self._uid_separated:
@@ -129,10 +136,15 @@ class SandboxPool:
             conn_child.close()
             status_child.close()
             os.close(out_w)
-        child = Child(conn, status, out_r, limits, slot, reply["pid"])
-        self._children.add(child)
+        child = Child(conn, status, out_r, limits, slot, reply["pid"], on_finish=self._forget)
+        with self._lock:
+            self._children.add(child)
         child._wait_ready(ready_timeout)
         return child
+
+    def _forget(self, child: "Child") -> None:
+        with self._lock:
+            self._children.discard(child)
 
     def zygote_modules(self) -> dict[str, str | None]:
         """``{module name: file}`` of everything the zygote has imported (for audits/tests)."""
@@ -146,7 +158,9 @@ class SandboxPool:
             if self._closed:
                 return
             self._closed = True
-        for child in list(self._children):
+        with self._lock:
+            children = list(self._children)
+        for child in children:
             child.kill()
         self._ctl.close()
         try:
@@ -168,14 +182,16 @@ class SandboxPool:
 class Child:
     """One sandboxed process tree. ``conn`` is our end of its socket."""
 
-    def __init__(self, conn, status, out_r, limits, slot, supervisor_pid):
+    def __init__(self, conn, status, out_r, limits, slot, supervisor_pid, on_finish=None):
         self.conn: socket.socket = conn
         self.supervisor_pid = supervisor_pid
         self.pid: int | None = None   # pid (in our namespace) of the sandbox's init
         self.uid = slot.uid
         self._status = status
         self._slot = slot
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()      # guards reading the status socket
+        self._send_lock = threading.Lock()  # guards writing it
+        self._on_finish = on_finish
         self._ready = False
         self._setup_error: str | None = None
         self._exit: dict | None = None
@@ -199,13 +215,13 @@ class Child:
 
     def kill(self, reason: str | None = None) -> None:
         """SIGKILL the whole sandbox (its pid namespace) and wait until it is gone. Idempotent."""
-        with self._lock:
-            if not self._finished and self._exit is None and self._kill_reason is None:
+        with self._send_lock:
+            if self._kill_reason is None:
                 self._kill_reason = reason or "killed by the grader"
             if not self._finished:
                 try:
                     channel.send(self._status, {"cmd": "kill"})
-                except OSError:
+                except (OSError, ValueError):
                     pass
         if not self.wait(30):
             raise SandboxError(f"sandbox supervisor {self.supervisor_pid} did not end")
@@ -215,14 +231,14 @@ class Child:
         """Why the child ended, in words; None while it runs."""
         if self.alive():
             return None
-        if self._kill_reason:
-            return self._kill_reason
         if self._setup_error:
             return f"sandbox setup failed: {self._setup_error}"
-        if self._exit is None:
-            return "sandbox supervisor died"
-        st = self._exit["worker_status"]
-        if st is None:
+        st = None if self._exit is None else self._exit["worker_status"]
+        if st is None:  # the worker did not end on its own
+            if self._kill_reason:
+                return self._kill_reason
+            if self._exit is None:
+                return "sandbox supervisor died"
             st = self._exit["init_status"]
         if os.WIFSIGNALED(st):
             sig = os.WTERMSIG(st)
@@ -267,11 +283,17 @@ class Child:
             raise SandboxError(f"sandbox setup failed: {self._setup_error}" + (f"\n{out}" if out else ""))
 
     def _pump(self, timeout: float | None) -> bool:
-        """Process one status message if one comes within ``timeout``; True if it did."""
-        with self._lock:
-            if self._finished:
-                return False
+        """Process one status message if one comes within ``timeout``; True if it did.
+        The wait happens outside the lock, so kill() from another thread is never held up."""
+        if self._finished:
+            return False
+        try:
             if not select.select([self._status], [], [], timeout)[0]:
+                return False
+        except (ValueError, OSError):  # closed by another thread meanwhile
+            return False
+        with self._lock:
+            if self._finished or not select.select([self._status], [], [], 0)[0]:
                 return False
             try:
                 msg, _ = channel.recv(self._status)
@@ -291,6 +313,8 @@ class Child:
         self._finished = True
         self._status.close()
         self._slot.release()
+        if self._on_finish:
+            self._on_finish(self)
 
 
 class _OutputDrain:
@@ -389,8 +413,13 @@ def _install_sigterm_handler() -> None:
     previous = signal.getsignal(signal.SIGTERM)
 
     def handler(signum, frame):
+        # No locks here (the signal may interrupt spawn()): killing the zygote takes every
+        # supervisor and sandbox with it (PR_SET_PDEATHSIG chain).
         for pool in list(_POOLS):
-            pool.close()
+            try:
+                pool._zygote.kill()
+            except OSError:
+                pass
         if callable(previous):
             previous(signum, frame)
         elif previous != signal.SIG_IGN:
