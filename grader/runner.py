@@ -35,6 +35,13 @@ def suite_paths(exercises, which: str) -> list[str]:
     return paths
 
 
+def pytest_argv(args) -> list[str]:
+    """pytest arguments for running suites: no cache, no terminal chatter, the course's rootdir."""
+    return ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:terminal", "--import-mode=importlib",
+            "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
+            "-c", str(Path(course.root()) / "pyproject.toml"), *args]
+
+
 def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", seed: int = 0,
                select: list[str] | None = None, quiet: bool = True) -> list[TestResult]:
     """Run the ``which`` suites of ``exercises``; ``provider(exercise) -> Submission``."""
@@ -42,12 +49,9 @@ def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", 
     args = select if select else suite_paths(exercises, which)
     if not args:
         return []
-    argv = ["-p", "no:cacheprovider", "-p", "no:randomly", "--import-mode=importlib", "-q",
-            "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
-            "-c", str(Path(course.root()) / "pyproject.toml"), *args]
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
-        code = pytest.main(argv, plugins=[_Inject(ctx), pytest_plugin])
+        code = pytest.main(pytest_argv(args), plugins=[_Inject(ctx), pytest_plugin])
     if code not in (0, 1):
         raise RuntimeError(f"the suites could not run (pytest exit {code}):\n{sink.getvalue()[-3000:]}")
     return ctx.results

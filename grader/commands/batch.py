@@ -10,14 +10,12 @@ rebuilt from the results on disk at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import signal
 import statistics
-import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import click
@@ -69,26 +67,6 @@ def _load_state(folder: Path):
     return None
 
 
-# ----------------------------------------------------------------- workers
-_POOL = None
-
-
-def _worker_init(hide) -> None:
-    """Runs once per worker: die with the batch, start the sandbox, warm the suites."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    global _POOL
-    from grader.remote import grading_pool
-    _POOL = grading_pool(extra_hide=hide)
-
-
-def _grade_one(student: str, folder: str, files: dict, opts: dict) -> dict:
-    from grader.commands.grade import grade_files
-    result = grade_files(student, {k: Path(v) for k, v in files.items()}, pool=_POOL, **opts)
-    return result.to_dict()
-
-
 # ----------------------------------------------------------------- batch
 def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: float, seed: int = 0,
               echo=click.echo) -> dict:
@@ -106,19 +84,12 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
             todo.append((student, folder, files, fp))
     if done:
         echo(f"{len(done)} student(s) unchanged since the last run: kept their results")
-    opts = {"device": device, "timeout": timeout, "seed": seed}
     if todo:
-        import multiprocessing
-        ctx = multiprocessing.get_context("forkserver" if device.startswith("cuda") else "fork")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
-                                 initargs=([str(submissions.resolve()), str(out.resolve())],)) as ex, \
-                click.progressbar(length=len(todo), label=f"grading {len(todo)} students with {jobs} jobs",
-                                  file=None) as bar:
-            futures = {ex.submit(_grade_one, s, str(f), {k: str(v) for k, v in files.items()}, opts): (s, fp)
-                       for s, f, files, fp in todo}
-            for fut in as_completed(futures):
-                student, fp = futures[fut]
-                result = StudentResult.from_dict(fut.result())
+        opts = {"device": device, "timeout": timeout, "seed": seed, "exercises": exercises}
+        hide = [str(submissions.resolve()), str(out.resolve())]
+        with WorkerPool(min(jobs, len(todo)), hide, opts) as workers, \
+                click.progressbar(length=len(todo), label=f"grading {len(todo)} students, {jobs} jobs") as bar:
+            for (student, _folder, files, fp), result in workers.run(todo):
                 _save(out / student, result, fp)
                 done[student] = result
                 bar.update(1)
@@ -128,6 +99,61 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
     atomic_write(out / "summary.txt", summary["text"])
     echo(summary["text"])
     return summary
+
+
+class WorkerPool:
+    """``jobs`` warm workers (grader.warm); hands out students one at a time, yields results as they finish."""
+
+    def __init__(self, jobs: int, hide, opts):
+        import multiprocessing
+        ctx = multiprocessing.get_context("spawn" if opts["device"].startswith("cuda") else "fork")
+        self.procs, self.conns = [], []
+        from grader.warm import worker_main
+        for _ in range(jobs):
+            ours, theirs = ctx.Pipe()
+            p = ctx.Process(target=worker_main, args=(theirs, hide, opts), daemon=True)
+            p.start()
+            theirs.close()
+            self.procs.append(p)
+            self.conns.append(ours)
+
+    def run(self, todo):
+        from multiprocessing.connection import wait
+        queue = list(todo)
+        busy = {}
+        idle = []
+        for c in self.conns:
+            msg = c.recv()
+            if msg[0] != "ready":
+                raise RuntimeError(f"a grading worker failed to start: {msg!r}")
+            idle.append(c)
+        while queue or busy:
+            while idle and queue:
+                c = idle.pop()
+                job = queue.pop(0)
+                c.send((job[0], {k: str(v) for k, v in job[2].items()}))
+                busy[c] = job
+            for c in wait(list(busy)):
+                try:
+                    msg = c.recv()
+                except EOFError:
+                    raise RuntimeError(f"a grading worker died while grading {busy[c][0]!r}") from None
+                job = busy.pop(c)
+                idle.append(c)
+                yield job, StudentResult.from_dict(msg[2])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for c in self.conns:
+            with contextlib.suppress(Exception):
+                c.send(None)
+        for p in self.procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+                p.join()
 
 
 def _save(folder: Path, result: StudentResult, fp: str) -> None:
