@@ -1,0 +1,457 @@
+"""Hidden tests of `sigmoid_stack` (25 points).
+
+References are computed here with real torch, in float64 on the CPU; the
+student's functions are reached only through the `student` fixture.
+
+How one bug is charged once
+---------------------------
+* `stack_forward` that uses the student's own `sigmoid`: when a sigmoid stack's
+  output is wrong, it is also compared with the forward recomputed here with the
+  student's `sigmoid` in place of torch's. If it matches that, the error is the
+  sigmoid's (graded by the sigmoid tests) and the forward passes.
+* `stack_backward` is graded through the student's own `stack_forward` (it reads
+  their cache). For every case we first look at the forward's output:
+  - right: the gradients must match autograd of the true forward (or, when the
+    student's `sigmoid_backward` is wrong, the hand backward recomputed here with
+    it: that error is charged to `sigmoid_backward`);
+  - wrong only because of the student's `sigmoid`: the gradients must match the
+    hand backward through the activations their sigmoid produced;
+  - otherwise the case is left out: a backward cannot be judged on a cache we do
+    not know. The cases include zero-bias stacks and every activation, so a
+    forward bug rarely spoils them all; if it does, each case is judged against
+    autograd through the student's own forward (a vector-Jacobian product on
+    their side); only when that is impossible too (their forward is not
+    differentiable) does the test fail, saying stack_forward must be fixed first.
+* relu's derivative at exactly 0 is not graded: relu stacks are drawn again
+  (layer by layer) until no pre-activation lies within 1e-3 of the mean |z| of
+  zero, far beyond float32 rounding, so no gate can flip between dtypes.
+
+Tolerances: float64 results are compared at 1e-9 relative to the largest
+magnitude of each tensor. float32 results are compared with the float64
+reference at the tolerances below, measured on several correct implementations
+over many seeds (largest error seen, times about 30).
+"""
+import math
+
+import pytest
+import torch
+
+from grader.checks import assert_close, check, check_raises, expect_tensor
+from grader.errors import StudentError
+from grader.protocol import Handle
+
+F32, F64 = torch.float32, torch.float64
+ACTIVATIONS = ("sigmoid", "tanh", "relu")
+
+# |got - expected| <= TOL * max|expected| (+ TOL * |expected|), per tensor.
+# float32: the largest relative error measured on correct implementations was
+# 7e-7 (forward, depth 50) and 2e-6 (gradients, depth 50 tanh); 5e-5 leaves a
+# margin of 25 or more and is still 1000 times below any realistic bug.
+TOL_F64 = 1e-9
+TOL_F32 = 5e-5
+
+
+def _tol(dtype):
+    return TOL_F64 if dtype == F64 else TOL_F32
+
+
+def _act(name):
+    return {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu}[name]
+
+
+def _dact_from_output(name, y):
+    """Derivative of the activation, written with its output y."""
+    if name == "sigmoid":
+        return y * (1 - y)
+    if name == "tanh":
+        return 1 - y * y
+    return (y > 0).to(y.dtype)
+
+
+class Stack:
+    """One random stack: inputs in `dtype` (and their exact float64 copies), its reference."""
+
+    def __init__(self, rng, depth, activation, dtype, device, zero_bias=False, gain=None, widths=(3, 9), n=6):
+        self.depth, self.activation, self.dtype, self.device = depth, activation, dtype, device
+        self.zero_bias = zero_bias
+        lo, hi = widths
+        dims = [int(torch.randint(lo, hi + 1, (1,), generator=rng)) for _ in range(depth + 1)]
+        gain = gain if gain is not None else {"sigmoid": 2.0, "tanh": 1.2, "relu": math.sqrt(2.0)}[activation]
+        act = _act(activation)
+        # exact float64 copies of values representable in `dtype`
+        self.x = torch.randn(n, dims[0], generator=rng, dtype=F64).to(dtype).to(F64)
+        self.Ws, self.bs = [], []
+        a = self.x
+        for l in range(depth):
+            for _ in range(1000):
+                W = (torch.randn(dims[l + 1], dims[l], generator=rng, dtype=F64) * gain / math.sqrt(dims[l]))
+                b = torch.zeros(dims[l + 1], dtype=F64) if zero_bias else \
+                    torch.randn(dims[l + 1], generator=rng, dtype=F64) * 0.5
+                W, b = W.to(dtype).to(F64), b.to(dtype).to(F64)
+                z = a @ W.T + b
+                # relu: keep every pre-activation well away from the kink at 0
+                if activation != "relu" or bool((z.abs() > 1e-3 * z.abs().mean()).all()):
+                    break
+            self.Ws.append(W)
+            self.bs.append(b)
+            a = act(z)
+        self.g = torch.randn(n, dims[-1], generator=rng, dtype=F64).to(dtype).to(F64)
+        self.out = a
+        # autograd of the true forward
+        x = self.x.clone().requires_grad_(True)
+        Ws = [W.clone().requires_grad_(True) for W in self.Ws]
+        bs = [b.clone().requires_grad_(True) for b in self.bs]
+        a = x
+        for W, b in zip(Ws, bs):
+            a = act(a @ W.T + b)
+        gx, *rest = torch.autograd.grad((a * self.g).sum(), [x, *Ws, *bs])
+        self.grads = (gx, list(rest[:depth]), list(rest[depth:]))
+
+    # ------------------------------------------------------------------ helpers
+    def label(self):
+        return (f"a {self.depth}-layer {self.activation} stack ({str(self.dtype).replace('torch.', '')}"
+                + (", zero biases" if self.zero_bias else "") + ")")
+
+    def args(self):
+        to = dict(device=self.device, dtype=self.dtype)
+        return (self.x.to(**to), [W.to(**to) for W in self.Ws], [b.to(**to) for b in self.bs], self.activation)
+
+    def grad_out(self):
+        return self.g.to(device=self.device, dtype=self.dtype)
+
+    def forward_with_student_sigmoid(self, student):
+        """Activations of the forward recomputed with the student's sigmoid (None if it raises)."""
+        acts = [self.x]
+        try:
+            for W, b in zip(self.Ws, self.bs):
+                z = (acts[-1] @ W.T + b).to(device=self.device, dtype=self.dtype)
+                y = student.call("sigmoid", z)
+                if not isinstance(y, torch.Tensor) or y.shape != z.shape:
+                    return None
+                acts.append(y.detach().to("cpu", F64))
+        except StudentError:
+            return None
+        return acts
+
+    def activations(self):
+        acts, a = [self.x], self.x
+        for W, b in zip(self.Ws, self.bs):
+            a = _act(self.activation)(a @ W.T + b)
+            acts.append(a)
+        return acts
+
+    def hand_backward(self, acts, student=None):
+        """The backward by hand over `acts`; with `student`, sigmoid's derivative is theirs."""
+        grad_a = self.g
+        gW, gb = [None] * self.depth, [None] * self.depth
+        try:
+            for l in reversed(range(self.depth)):
+                y = acts[l + 1]
+                if student is not None:
+                    to = dict(device=self.device, dtype=self.dtype)
+                    r = student.call("sigmoid_backward", grad_a.to(**to), y.to(**to))
+                    if not isinstance(r, torch.Tensor) or r.shape != y.shape:
+                        return None
+                    grad_z = r.detach().to("cpu", F64)
+                else:
+                    grad_z = grad_a * _dact_from_output(self.activation, y)
+                gW[l] = grad_z.T @ acts[l]
+                gb[l] = grad_z.sum(0)
+                grad_a = grad_z @ self.Ws[l]
+        except StudentError:
+            return None
+        return grad_a, gW, gb
+
+
+def _close(got, expected, tol):
+    """Scale-aware closeness of two float64 CPU tensors (no message)."""
+    if got is None or got.shape != expected.shape or not bool(torch.isfinite(got).all()):
+        return False
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    return bool(((got - expected).abs() <= tol * scale + tol * expected.abs()).all())
+
+
+def _assert_close_scaled(got, expected, tol, what, hint):
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    assert_close(got, expected, atol=tol * scale, rtol=tol, what=what, hint=hint,
+                 check_dtype=False, check_device=False)
+
+
+def _as64(t):
+    return t.detach().to("cpu", F64) if isinstance(t, torch.Tensor) else None
+
+
+# ====================================================================== sigmoid
+
+SIGMOID_HINT = ("sigma(x) = 1 / (1 + exp(-x)); for x < 0 use the equal exp(x) / (1 + exp(x)) "
+                "so that exp never sees a large positive number")
+
+
+@pytest.mark.grades("sigmoid", points=3)
+def test_sigmoid_values(student, device, rng):
+    """sigmoid matches torch.sigmoid on random inputs (float32 and float64, several shapes)"""
+    for dtype, shape, atol in ((F32, (64, 64), 1e-6), (F64, (5, 7, 30), 1e-12), (F32, (1000,), 1e-6)):
+        x = (torch.randn(shape, generator=rng, dtype=F64) * 8).to(device=device, dtype=dtype)
+        out = expect_tensor(student.call("sigmoid", x), what=f"sigmoid(x) for {dtype} x of shape {tuple(shape)}",
+                            shape=shape, dtype=dtype, device=device.type)
+        assert_close(out, torch.sigmoid(x), atol=atol, what=f"sigmoid(x) against torch.sigmoid(x), {dtype} "
+                     f"x of shape {tuple(shape)}", hint=SIGMOID_HINT)
+
+
+@pytest.mark.grades("sigmoid", points=2)
+def test_sigmoid_stable(student, device, rng):
+    """sigmoid is finite and exact at extreme inputs (up to +-1e4, float32 and float64)"""
+    big = [1e4, 3e3, 1e3, 710.0, 300.0, 100.0, 89.0, 88.7, 50.0, 30.0, 17.0, 1e-3, 0.0]
+    for dtype, atol in ((F32, 1e-6), (F64, 1e-12)):
+        x = torch.tensor(big + [-v for v in big], dtype=dtype, device=device)
+        out = student.call("sigmoid", x)
+        assert_close(out, torch.sigmoid(x), atol=atol,
+                     what=f"sigmoid(x) for {str(dtype).replace('torch.', '')} x in +-[0, 1e4] against torch.sigmoid",
+                     hint="exp(-x) overflows to inf for x < -88 in float32 (-709 in float64) and inf/inf is nan: "
+                          "compute with exp(-|x|), which is always in (0, 1]")
+
+
+# ============================================================= sigmoid_backward
+
+@pytest.mark.grades("sigmoid_backward", points=3)
+def test_sigmoid_backward(student, device, rng):
+    """sigmoid_backward(grad_out, y) gives grad_out * y * (1 - y) (float32 and float64)"""
+    for dtype, tol in ((F64, 1e-12), (F32, 1e-6)):
+        z = torch.randn(32, 48, generator=rng, dtype=F64) * 4
+        y = torch.sigmoid(z).to(dtype)
+        grad = torch.randn(32, 48, generator=rng, dtype=F64).to(dtype)
+        out = student.call("sigmoid_backward", grad.to(device), y.to(device))
+        expect_tensor(out, what=f"sigmoid_backward result ({dtype})", shape=(32, 48), dtype=dtype,
+                      device=device.type)
+        expected = grad.double() * y.double() * (1 - y.double())
+        assert_close(out, expected, atol=tol, rtol=tol * 10, check_dtype=False,
+                     what=f"sigmoid_backward(grad_out, y) with y = sigmoid(z), {str(dtype).replace('torch.', '')}",
+                     hint="y is already sigmoid(z): the derivative is y * (1 - y), times grad_out; "
+                          "do not apply sigmoid to y again")
+
+
+# ================================================================ stack_forward
+
+def _forward_cases(rng, dtype, device):
+    specs = ([(1, "sigmoid"), (2, "tanh"), (3, "relu"), (5, "sigmoid"), (8, "relu"), (13, "tanh"),
+              (20, "sigmoid"), (50, "tanh"), (50, "relu"), (50, "sigmoid")] if dtype == F64 else
+             [(1, "relu"), (4, "sigmoid"), (7, "tanh"), (30, "relu"), (50, "sigmoid"), (50, "tanh")])
+    cases = [Stack(rng, d, a, dtype, device) for d, a in specs]
+    cases.append(Stack(rng, 6, "sigmoid", dtype, device, zero_bias=True))
+    return cases
+
+
+def _judge_forward(student, case):
+    x, Ws, bs, act = case.args()
+    # the default activation is sigmoid: call those cases without it
+    args = (x, Ws, bs) if act == "sigmoid" and case.depth % 2 == 0 else (x, Ws, bs, act)
+    outcome = student.invoke("stack_forward", args=args, keep=(1,))
+    value = outcome.value
+    what = f"stack_forward on {case.label()}"
+    check(isinstance(value, (tuple, list)) and len(value) == 2, what,
+          f"returned {type(value).__name__}, expected a pair (out, cache)", "return out, cache")
+    out, handle = value
+    student.release(handle)
+    expect_tensor(out, what=f"out of {what}", shape=case.out.shape, dtype=case.dtype, device=case.device.type)
+    got, tol = _as64(out), _tol(case.dtype)
+    if _close(got, case.out, tol):
+        return
+    if act == "sigmoid":
+        acts = case.forward_with_student_sigmoid(student)
+        if acts is not None and _close(got, acts[-1], tol) and not _close(acts[-1], case.out, tol):
+            return  # the student's sigmoid is wrong here; its own tests charge it
+    _assert_close_scaled(got, case.out, tol, what=f"out of {what} against the true forward",
+                         hint="each layer is z = a @ W.T + b then a = act(z), for every layer including the "
+                              "last; activation defaults to 'sigmoid'")
+
+
+@pytest.mark.grades("stack_forward", points=4)
+def test_stack_forward_float64(student, device, rng):
+    """stack_forward matches the true forward (depth 1 to 50, every activation, float64)"""
+    for case in _forward_cases(rng, F64, device):
+        _judge_forward(student, case)
+
+
+@pytest.mark.grades("stack_forward", points=2)
+def test_stack_forward_float32(student, device, rng):
+    """stack_forward works in float32 (depth 1 to 50, every activation)"""
+    for case in _forward_cases(rng, F32, device):
+        _judge_forward(student, case)
+
+
+@pytest.mark.grades("stack_forward", points=1)
+def test_stack_forward_unknown_activation(student, device, rng):
+    """stack_forward raises ValueError for an unknown activation"""
+    case = Stack(rng, 2, "tanh", F64, device)
+    x, Ws, bs, _ = case.args()
+    for name in ("softplus", "gelu", ""):
+        check_raises(student, "ValueError", "stack_forward", x, Ws, bs, name,
+                     what=f"stack_forward(x, weights, biases, activation={name!r})",
+                     hint="only 'sigmoid', 'tanh' and 'relu' exist: raise ValueError for any other name")
+
+
+# =============================================================== stack_backward
+
+BACKWARD_HINTS = {
+    "grad_x": "grad_x = grad_z @ W of the first layer, where grad_z is the gradient at its pre-activation",
+    "grad_weights": "dL/dW of layer l is grad_z.T @ a_in (shape (D_out, D_in), like W), where a_in is the "
+                    "layer's input and grad_z = grad_a * act'(z)",
+    "grad_biases": "dL/db of layer l is grad_z summed over the batch (dim 0)",
+}
+
+
+def _student_backward(student, case):
+    """(forward output, gradients) from the student's forward then backward; raises StudentError."""
+    out, handle = student.invoke("stack_forward", args=case.args(), keep=(1,)).value
+    try:
+        grads = student.call("stack_backward", case.grad_out(), handle)
+    finally:
+        student.release(handle)
+    return out, grads
+
+
+def _check_structure(grads, case):
+    what = f"stack_backward on {case.label()}"
+    check(isinstance(grads, (tuple, list)) and len(grads) == 3, what,
+          f"returned {type(grads).__name__}, expected (grad_x, grad_weights, grad_biases)",
+          "return a tuple of grad_x and two lists")
+    gx, gW, gb = grads
+    expect_tensor(gx, what=f"grad_x of {what}", shape=case.x.shape, dtype=case.dtype, device=case.device.type)
+    for name, lst, ref in (("grad_weights", gW, case.Ws), ("grad_biases", gb, case.bs)):
+        check(isinstance(lst, (tuple, list)) and len(lst) == case.depth, f"{name} of {what}",
+              f"got {type(lst).__name__} of length {len(lst) if isinstance(lst, (tuple, list)) else '-'}, "
+              f"expected a list of {case.depth} tensors", "one gradient per layer, in layer order")
+        for l, (t, r) in enumerate(zip(lst, ref)):
+            expect_tensor(t, what=f"{name}[{l}] of {what}", shape=r.shape, dtype=case.dtype, device=case.device.type)
+
+
+def _ordered(grads):
+    """(name, index, tensor) from the last layer back to grad_x: the first mismatch is where it starts."""
+    gx, gW, gb = grads
+    items = []
+    for l in reversed(range(len(gW))):
+        items += [("grad_weights", l, gW[l]), ("grad_biases", l, gb[l])]
+    return items + [("grad_x", None, gx)]
+
+
+def _grads_match(got, expected, tol):
+    return all(_close(_as64(g), e, tol) for (_, _, g), (_, _, e) in zip(_ordered(got), _ordered(expected)))
+
+
+def _norms_match(got, expected, tol):
+    return all(abs(float(_as64(g).norm()) - float(e.norm())) <= tol * float(e.norm())
+               for g, e in zip(got[1], expected[1]))
+
+
+def _judge_backward(student, cases, match, fail):
+    """Judge stack_backward through the student's own stack_forward (see the module docstring)."""
+    judged, unjudged, reasons = 0, [], []
+    for case in cases:
+        tol = _tol(case.dtype)
+        try:
+            out, grads = _student_backward(student, case)
+        except StudentError as exc:
+            if exc.function != "stack_forward":
+                raise
+            unjudged.append(case)
+            reasons.append(str(exc))
+            continue
+        got = _as64(out) if isinstance(out, torch.Tensor) and out.shape == case.out.shape else None
+        if _close(got, case.out, tol):
+            candidates = [lambda c=case: c.grads]
+            if case.activation == "sigmoid":
+                candidates.append(lambda c=case: c.hand_backward(c.activations(), student))
+        elif case.activation == "sigmoid" and (acts := case.forward_with_student_sigmoid(student)) is not None \
+                and _close(got, acts[-1], tol):
+            candidates = [lambda c=case, a=acts: c.hand_backward(a),
+                          lambda c=case, a=acts: c.hand_backward(a, student)]
+        else:
+            unjudged.append(case)
+            reasons.append(f"its output on {case.label()} is wrong")
+            continue
+        judged += 1
+        _check_structure(grads, case)
+        if any((e := cand()) is not None and match(grads, e, tol) for cand in candidates):
+            continue
+        fail(grads, case.grads, case)
+    if judged:
+        return
+    # The forward is wrong on every case: judge against autograd through the student's own forward.
+    available = 0
+    for case in unjudged:
+        tol = _tol(case.dtype)
+        try:
+            outcome = student.invoke("stack_forward", args=case.args(), keep=(1,), wrt=[0, 1, 2],
+                                     cotangents=[case.grad_out()])
+            student.release(*[v for v in outcome.value if isinstance(v, Handle)])
+            gx, gW, gb = outcome.grads
+        except (StudentError, TypeError, ValueError):
+            continue
+        if gx is None or any(g is None for g in gW):
+            continue  # not differentiable: nothing to judge against
+        available += 1
+        vjp = (_as64(gx), [_as64(g) for g in gW],
+               [_as64(g) if g is not None else torch.zeros_like(b) for g, b in zip(gb, case.bs)])
+        _, grads = _student_backward(student, case)
+        _check_structure(grads, case)
+        if not match(grads, vjp, tol):
+            fail(grads, vjp, case, through_own_forward=True)
+    check(available > 0, "stack_backward",
+          "could not be checked: your stack_forward is wrong on every test case (" + reasons[0] + ")"
+          " and autograd cannot differentiate through it",
+          "fix stack_forward first (its own tests say what is wrong); stack_backward reads its cache")
+
+
+def _fail_grads(got, expected, case, through_own_forward=False):
+    tol = _tol(case.dtype)
+    against = "autograd through your own stack_forward" if through_own_forward else "autograd"
+    for (name, l, g), (_, _, e) in zip(_ordered(got), _ordered(expected)):
+        label = name if l is None else f"{name}[{l}]"
+        _assert_close_scaled(_as64(g), e, tol, what=f"{label} from stack_backward on {case.label()} against {against}",
+                             hint=BACKWARD_HINTS[name] + "; compare with the layers after it, where the gradient "
+                                                         "was still right")
+    check(False, f"stack_backward on {case.label()}", "gradients not as expected")
+
+
+def _backward_cases(rng, dtype, device):
+    if dtype == F64:
+        specs = [(1, "sigmoid"), (1, "tanh"), (2, "relu"), (3, "sigmoid"), (4, "tanh"), (6, "relu"),
+                 (10, "sigmoid"), (16, "tanh"), (25, "relu"), (50, "sigmoid"), (50, "tanh"), (50, "relu")]
+        zero = [(4, "sigmoid"), (5, "tanh")]
+    else:
+        specs = [(1, "relu"), (3, "sigmoid"), (5, "tanh"), (12, "relu"), (50, "sigmoid"), (50, "tanh"), (50, "relu")]
+        zero = [(3, "tanh")]
+    cases = [Stack(rng, d, a, dtype, device) for d, a in specs]
+    return cases + [Stack(rng, d, a, dtype, device, zero_bias=True) for d, a in zero]
+
+
+@pytest.mark.grades("stack_backward", points=4)
+def test_stack_backward_float64(student, device, rng):
+    """stack_backward gives autograd's gradients (depth 1 to 50, every activation, float64)"""
+    _judge_backward(student, _backward_cases(rng, F64, device), _grads_match, _fail_grads)
+
+
+@pytest.mark.grades("stack_backward", points=3)
+def test_stack_backward_float32(student, device, rng):
+    """stack_backward works in float32 (depth 1 to 50, every activation)"""
+    _judge_backward(student, _backward_cases(rng, F32, device), _grads_match, _fail_grads)
+
+
+@pytest.mark.grades("stack_backward", points=3)
+def test_stack_backward_vanishing_norms(student, device, rng):
+    """per-layer gradient norms of a 20-layer sigmoid stack vanish exactly as autograd's"""
+    cases = [Stack(rng, 20, "sigmoid", F64, device, gain=1.0, widths=(16, 16), n=8),
+             Stack(rng, 20, "sigmoid", F64, device, gain=1.0, widths=(16, 16), n=8, zero_bias=True)]
+
+    def fail(got, expected, case, through_own_forward=False):
+        rows = [f"layer {l + 1}: yours {float(_as64(g).norm()):.3e}, autograd {float(e.norm()):.3e}"
+                for l, (g, e) in enumerate(zip(got[1], expected[1]))]
+        bad = [l for l, (g, e) in enumerate(zip(got[1], expected[1]))
+               if abs(float(_as64(g).norm()) - float(e.norm())) > 1e-6 * float(e.norm())]
+        check(False, f"norms of grad_weights from stack_backward on {case.label()}",
+              f"differ from autograd's by more than 1e-6 relative; first at {rows[bad[-1]]} (of "
+              f"{rows[0]} ... {rows[-1]})",
+              "the norms shrink by about 1/4 per sigmoid layer going back; a layer that is off by one, or a "
+              "missing factor y * (1 - y), shows here")
+
+    _judge_backward(student, cases, lambda got, exp, tol: _norms_match(got, exp, 1e-6), fail)

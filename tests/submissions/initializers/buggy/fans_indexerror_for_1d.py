@@ -1,0 +1,78 @@
+# BUG: calculate_fan_in_and_fan_out: no dimension check: a 1-D tensor raises IndexError, not ValueError
+import math
+
+import torch
+
+
+def calculate_fan_in_and_fan_out(tensor):
+    num_input_fmaps = tensor.size(1)
+    num_output_fmaps = tensor.size(0)
+    receptive_field_size = 1
+    if tensor.dim() > 2:
+        receptive_field_size = tensor[0][0].numel()
+    return num_input_fmaps * receptive_field_size, num_output_fmaps * receptive_field_size
+
+
+def calculate_gain(nonlinearity, param=None):
+    linear_fns = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
+    if nonlinearity in linear_fns or nonlinearity == "sigmoid":
+        return 1
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        if param is None:
+            negative_slope = 0.01
+        elif not isinstance(param, bool) and isinstance(param, int) or isinstance(param, float):
+            negative_slope = param
+        else:
+            raise ValueError(f"negative_slope {param} not a valid number")
+        return math.sqrt(2.0 / (1 + negative_slope ** 2))
+    if nonlinearity == "selu":
+        return 3.0 / 4
+    raise ValueError(f"Unsupported nonlinearity {nonlinearity}")
+
+
+def _new_uniform(tensor, bound, generator):
+    r = torch.rand(tensor.shape, generator=generator, dtype=tensor.dtype, device=tensor.device)
+    return (r * 2 - 1) * bound
+
+
+def _new_normal(tensor, std, generator):
+    return torch.randn(tensor.shape, generator=generator, dtype=tensor.dtype, device=tensor.device) * std
+
+
+def xavier_uniform_(tensor, gain=1.0, generator=None):
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    bound = gain * math.sqrt(6 / (fan_in + fan_out))
+    tensor.detach().copy_(_new_uniform(tensor, bound, generator))
+    return tensor
+
+
+def xavier_normal_(tensor, gain=1.0, generator=None):
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    tensor.detach().copy_(_new_normal(tensor, gain * math.sqrt(2 / (fan_in + fan_out)), generator))
+    return tensor
+
+
+def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    mode = mode.lower()
+    if mode != "fan_in" and mode != "fan_out":
+        raise ValueError("mode must be fan_in or fan_out")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    fan = fan_in if mode == "fan_in" else fan_out
+    bound = math.sqrt(3.0) * calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    tensor.detach().copy_(_new_uniform(tensor, bound, generator))
+    return tensor
+
+
+def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
+    mode = mode.lower()
+    if mode != "fan_in" and mode != "fan_out":
+        raise ValueError("mode must be fan_in or fan_out")
+    fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
+    fan = fan_in if mode == "fan_in" else fan_out
+    std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
+    tensor.detach().copy_(_new_normal(tensor, std, generator))
+    return tensor
