@@ -69,7 +69,10 @@ def grade(submission_dir, json_file, device, timeout, seed):
     check_timeout(timeout)
     from grader.commands.grade import grade_folder
     from grader.results import write_json
-    result = grade_folder(folder, device=device, timeout=timeout, seed=seed)
+    try:
+        result = grade_folder(folder, device=device, timeout=timeout, seed=seed)
+    except RuntimeError as exc:
+        fail(str(exc).splitlines()[0], code=1)
     click.echo(result.table())
     if json_file:
         write_json(Path(json_file), result.to_gradescope())
@@ -98,7 +101,10 @@ def batch(submissions, outdir, jobs, device, timeout, seed):
         fail(f"--jobs must be at least 1, got {jobs}")
     device = resolve_device(device)
     check_timeout(timeout)
-    run_batch(subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed)
+    try:
+        run_batch(subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed)
+    except RuntimeError as exc:
+        fail(str(exc).splitlines()[0], code=1)
 
 
 @main.command()

@@ -44,6 +44,7 @@ class GradingContext:
         self.seed = seed
         self.results: list[TestResult] = []
         self._subs: dict = {}
+        self.fatal: str | None = None   # set when the grader itself failed: no score may be recorded
 
     def submission(self, exercise: str):
         if exercise not in self._subs:
@@ -147,6 +148,10 @@ def pytest_runtest_makereport(item, call):
             limit = type(exc).__name__ in ("StudentTimeout", "StudentCrash")
         elif isinstance(exc, AssertionError):
             output = str(exc).split("\nassert ")[0].strip() or "a check failed"
+        elif type(exc).__name__ == "GraderFailure":
+            ctx = item.config.stash[CONTEXT]
+            ctx.fatal = str(exc)
+            output = str(exc)
         else:
             output = f"internal error in the test (not your fault; tell your instructor): {type(exc).__name__}: {exc}"
     item.config.stash[CONTEXT].results.append(TestResult(

@@ -16,9 +16,14 @@ from pathlib import Path
 from grader import errors, protocol
 from grader.course import get_exercise
 from grader.loader import Source, read_source
+from grader.sandbox import SandboxError
 from grader.submission import Submission
 
 WORKER_ENTRY = "grader.worker:serve"
+
+
+class GraderFailure(RuntimeError):
+    """The grader itself cannot go on (not the student's fault): grading stops with this error."""
 
 
 class Budget:
@@ -63,7 +68,10 @@ class RemoteSubmission(Submission):
         if limit <= 0:
             raise errors.StudentTimeout(fn, self.budget.seconds)
         kwargs = {} if self.limits is None else {"limits": self.limits}
-        self.child = self.pool.spawn(entry=WORKER_ENTRY, files={}, **kwargs)
+        try:
+            self.child = self.pool.spawn(entry=WORKER_ENTRY, files={}, **kwargs)
+        except SandboxError as exc:
+            raise GraderFailure(f"the sandbox could not start a submission process: {exc}") from None
         protocol.send_message(self.child.conn, {
             "source": {"name": self.source.name, "text": self.source.text, "cells": self.source.cells},
             "bans": self.bans, "device": self.device})
@@ -148,8 +156,10 @@ def grading_pool(extra_hide=(), jobs: int = 1):
     from grader.sandbox import SandboxPool
     base = course.root()
     hide = [base / d for d in ("exercises", "reference", "tests", "templates", "bench", "examples")]
-    hide += [Path(p) for p in extra_hide]
-    return SandboxPool(preload=("torch", "grader.worker"), hide=[str(p) for p in hide if p.exists()], jobs=jobs)
+    hide = sorted({Path(p).resolve() for p in [*hide, *extra_hide] if Path(p).exists()})
+    # a folder inside another hidden folder is hidden with it
+    hide = [p for p in hide if not any(q != p and q in p.parents for q in hide)]
+    return SandboxPool(preload=("torch", "grader.worker"), hide=[str(p) for p in hide], jobs=jobs)
 
 
 @contextlib.contextmanager

@@ -52,6 +52,8 @@ def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", 
     sink = io.StringIO()
     with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
         code = pytest.main(pytest_argv(args), plugins=[_Inject(ctx), pytest_plugin])
+    if ctx.fatal:
+        raise RuntimeError(ctx.fatal)
     if code not in (0, 1):
         raise RuntimeError(f"the suites could not run (pytest exit {code}):\n{sink.getvalue()[-3000:]}")
     return ctx.results

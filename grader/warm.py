@@ -51,6 +51,9 @@ class _Loop:
                 for i, item in enumerate(items):
                     nxt = items[i + 1] if i + 1 < len(items) else None
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=nxt)
+                if self.ctx.fatal:
+                    self.conn.send(("fatal", student, self.ctx.fatal))
+                    return True
                 result = g.result(self.ctx.results)
             self.conn.send(("done", student, result.to_dict()))
 

@@ -139,6 +139,8 @@ class WorkerPool:
                 except EOFError:
                     raise RuntimeError(f"a grading worker died while grading {busy[c][0]!r}") from None
                 job = busy.pop(c)
+                if msg[0] != "done":
+                    raise RuntimeError(f"grading stopped while grading {job[0]!r}: {msg[2]}")
                 idle.append(c)
                 yield job, StudentResult.from_dict(msg[2])
 
