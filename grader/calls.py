@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from grader import protocol
+from grader.errors import Interrupt
 
 
 class CallServer:
@@ -102,7 +103,7 @@ class CallServer:
                 violation = self.guard.violation
             if violation:
                 return _error("banned", api=str(violation))
-            if isinstance(exc, KeyboardInterrupt):
+            if isinstance(exc, (KeyboardInterrupt, Interrupt)):
                 raise
             return _error("exception", type=type(exc).__name__, message=_safe_str(exc), where=self._where(exc),
                           mro=[c.__name__ for c in type(exc).__mro__])

@@ -109,12 +109,13 @@ def batch(submissions, outdir, jobs, device, timeout, seed):
 
 @main.command()
 @click.argument("paths", nargs=-1)
+@click.option("--isolated", is_flag=True, help="run your code in the grader's sandbox, as grading does")
 @grading_options
-def check(paths, device, timeout, seed):
+def check(paths, isolated, device, timeout, seed):
     """Self-check: run the public tests on your notebooks or modules."""
     from grader.commands.check import run_check
     sys.exit(run_check([Path(p) for p in paths] or [Path.cwd()], device=resolve_device(device),
-                       timeout=check_timeout(timeout), seed=seed))
+                       timeout=check_timeout(timeout), seed=seed, isolated=isolated))
 
 
 @main.command()

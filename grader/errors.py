@@ -80,3 +80,7 @@ class NotPlainData(StudentError):
 class ProtocolError(StudentError):
     def __init__(self, function: str, what: str):
         super().__init__(function, f"the answer from {function} could not be read: {what}")
+
+
+class Interrupt(BaseException):
+    """Raised into student code by the grader's own timer; never reported as the student's exception."""

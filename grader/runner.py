@@ -6,6 +6,7 @@ Submission from the provider given here (in-process or isolated).
 from __future__ import annotations
 
 import io
+import os
 import contextlib
 from pathlib import Path
 
@@ -36,7 +37,12 @@ def suite_paths(exercises, which: str) -> list[str]:
 
 
 def pytest_argv(args) -> list[str]:
-    """pytest arguments for running suites: no cache, no terminal chatter, the course's rootdir."""
+    """pytest arguments for running suites: no cache, no terminal chatter, the course's rootdir.
+
+    Third-party pytest plugins are not loaded (PYTEST_DISABLE_PLUGIN_AUTOLOAD): they would
+    slow every start and could change how suites run.
+    """
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:terminal", "--import-mode=importlib",
             "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
             "-c", str(Path(course.root()) / "pyproject.toml"), *args]

@@ -7,6 +7,9 @@ or raises a ``StudentError``. Suites see the same behaviour from both.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,9 +172,10 @@ class LocalSubmission(Submission):
     student's in-notebook self-check. It offers no isolation and no time limit.
     """
 
-    def __init__(self, exercise: str, server):
+    def __init__(self, exercise: str, server, call_timeout: float | None = None):
         super().__init__(exercise)
         self.server = server
+        self.call_timeout = call_timeout   # seconds per call (main thread only), None: no limit
 
     @classmethod
     def from_namespace(cls, exercise: str, namespace: dict, origin: str = "the notebook"):
@@ -192,10 +196,45 @@ class LocalSubmission(Submission):
         sub.static_bans = static_bans(exercise, source)
         return sub
 
+    @classmethod
+    def load(cls, exercise: str, path, call_timeout: float | None = None) -> Submission:
+        """from_file, or a FailedSubmission carrying the LoadError."""
+        try:
+            sub = cls.from_file(exercise, path)
+        except errors.LoadError as exc:
+            return FailedSubmission(exercise, exc)
+        sub.call_timeout = call_timeout
+        return sub
+
     def _roundtrip(self, fn, header, buffers):
         # Copy the buffers as a real transport would, so no object is shared.
-        head, out = self.server.handle(header, [bytes(b) for b in buffers])
+        with _alarm(fn, self.call_timeout):
+            head, out = self.server.handle(header, [bytes(b) for b in buffers])
         return head, [bytes(b) for b in out]
+
+
+class _CallTimeout(errors.Interrupt):
+    pass
+
+
+@contextlib.contextmanager
+def _alarm(fn: str, seconds: float | None):
+    """Interrupt an in-process call after ``seconds`` (SIGALRM; main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def _ring(signum, frame):
+        raise _CallTimeout()
+    previous = signal.signal(signal.SIGALRM, _ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _CallTimeout:
+        raise errors.StudentTimeout(fn, seconds) from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class FailedSubmission(Submission):

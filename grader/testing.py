@@ -4,8 +4,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from grader import runner
-from grader.errors import LoadError
-from grader.submission import FailedSubmission, LocalSubmission
+from grader.submission import LocalSubmission
 
 
 def score_results(results) -> dict:
@@ -18,10 +17,7 @@ def score_results(results) -> dict:
 
 
 def local_submission(exercise: str, path):
-    try:
-        return LocalSubmission.from_file(exercise, path)
-    except LoadError as exc:
-        return FailedSubmission(exercise, exc)
+    return LocalSubmission.load(exercise, path, call_timeout=30.0)
 
 
 def score_file(exercise: str, path, which: str = "hidden", seed: int = 0, isolated: bool = False) -> dict:
