@@ -26,10 +26,16 @@ How one bug is charged once
   (layer by layer) until no pre-activation lies within 1e-3 of the mean |z| of
   zero, far beyond float32 rounding, so no gate can flip between dtypes.
 
-Tolerances: float64 results are compared at 1e-9 relative to the largest
-magnitude of each tensor. float32 results are compared with the float64
-reference at the tolerances below, measured on several correct implementations
-over many seeds (largest error seen, times about 30).
+Tolerances: results are compared elementwise, |got - expected| <= tol * (max|expected|
++ |expected|), per tensor. float64: tol 1e-9 (correct implementations measured at
+most 2e-16 forward and 2e-12 for gradients over 400 seeds: deep stacks amplify
+rounding). float32 is compared with the float64 reference, and deep float32
+stacks lose precision honestly, by an amount that varies from stack to stack (the
+largest gradient error measured was 1e-3, on a 50-layer stack). So each float32
+stack gets its own tolerance: 200 times the error of torch's own float32 autograd
+on that very stack, at least 2e-4 (forward) / 2e-3 (gradients), at most 5e-2.
+Over 300 seeds and 6 correct implementations the largest error was 12 times
+torch's (forward: equal to it), a margin of 16 or more.
 """
 import math
 
@@ -43,16 +49,8 @@ from grader.protocol import Handle
 F32, F64 = torch.float32, torch.float64
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 
-# |got - expected| <= TOL * max|expected| (+ TOL * |expected|), per tensor.
-# float32: the largest relative error measured on correct implementations was
-# 7e-7 (forward, depth 50) and 2e-6 (gradients, depth 50 tanh); 5e-5 leaves a
-# margin of 25 or more and is still 1000 times below any realistic bug.
-TOL_F64 = 1e-9
-TOL_F32 = 5e-5
-
-
-def _tol(dtype):
-    return TOL_F64 if dtype == F64 else TOL_F32
+TOL_F64 = 1e-9  # see the module docstring for these numbers
+F32_FACTOR, F32_MIN_OUT, F32_MIN_GRAD, F32_MAX = 200.0, 2e-4, 2e-3, 5e-2
 
 
 def _act(name):
@@ -106,6 +104,23 @@ class Stack:
             a = act(a @ W.T + b)
         gx, *rest = torch.autograd.grad((a * self.g).sum(), [x, *Ws, *bs])
         self.grads = (gx, list(rest[:depth]), list(rest[depth:]))
+        self.tol_out = self.tol_grad = TOL_F64
+        if dtype == F32:
+            out32, grads32 = self._torch_float32()
+            self.tol_out = min(F32_MAX, max(F32_MIN_OUT, F32_FACTOR * _relerr(out32, self.out)))
+            self.tol_grad = min(F32_MAX, max(F32_MIN_GRAD, F32_FACTOR * max(
+                _relerr(g, e) for (_, _, g), (_, _, e) in zip(_ordered(grads32), _ordered(self.grads)))))
+
+    def _torch_float32(self):
+        """torch's own float32 forward and autograd gradients on this stack."""
+        x = self.x.float().requires_grad_(True)
+        Ws = [W.float().requires_grad_(True) for W in self.Ws]
+        bs = [b.float().requires_grad_(True) for b in self.bs]
+        a = x
+        for W, b in zip(Ws, bs):
+            a = _act(self.activation)(a @ W.T + b)
+        gx, *rest = torch.autograd.grad((a * self.g.float()).sum(), [x, *Ws, *bs])
+        return a.detach(), (gx, list(rest[:self.depth]), list(rest[self.depth:]))
 
     # ------------------------------------------------------------------ helpers
     def label(self):
@@ -161,6 +176,14 @@ class Stack:
         except StudentError:
             return None
         return grad_a, gW, gb
+
+
+def _relerr(got, expected):
+    """max |got - expected| / (max|expected| + |expected|), the measure the tolerances bound."""
+    got = got.detach().to("cpu", F64)
+    scale = float(expected.abs().max()) if expected.numel() else 0.0
+    return float(((got - expected).abs() / (scale + expected.abs()).clamp_min(1e-300)).max()) \
+        if expected.numel() else 0.0
 
 
 def _close(got, expected, tol):
@@ -253,7 +276,7 @@ def _judge_forward(student, case):
     out, handle = value
     student.release(handle)
     expect_tensor(out, what=f"out of {what}", shape=case.out.shape, dtype=case.dtype, device=case.device.type)
-    got, tol = _as64(out), _tol(case.dtype)
+    got, tol = _as64(out), case.tol_out
     if _close(got, case.out, tol):
         return
     if act == "sigmoid":
@@ -347,7 +370,7 @@ def _judge_backward(student, cases, match, fail):
     """Judge stack_backward through the student's own stack_forward (see the module docstring)."""
     judged, unjudged, reasons = 0, [], []
     for case in cases:
-        tol = _tol(case.dtype)
+        tol = case.tol_grad
         try:
             out, grads = _student_backward(student, case)
         except StudentError as exc:
@@ -357,12 +380,12 @@ def _judge_backward(student, cases, match, fail):
             reasons.append(str(exc))
             continue
         got = _as64(out) if isinstance(out, torch.Tensor) and out.shape == case.out.shape else None
-        if _close(got, case.out, tol):
+        if _close(got, case.out, case.tol_out):
             candidates = [lambda c=case: c.grads]
             if case.activation == "sigmoid":
                 candidates.append(lambda c=case: c.hand_backward(c.activations(), student))
         elif case.activation == "sigmoid" and (acts := case.forward_with_student_sigmoid(student)) is not None \
-                and _close(got, acts[-1], tol):
+                and _close(got, acts[-1], case.tol_out):
             candidates = [lambda c=case, a=acts: c.hand_backward(a),
                           lambda c=case, a=acts: c.hand_backward(a, student)]
         else:
@@ -379,7 +402,7 @@ def _judge_backward(student, cases, match, fail):
     # The forward is wrong on every case: judge against autograd through the student's own forward.
     available = 0
     for case in unjudged:
-        tol = _tol(case.dtype)
+        tol = case.tol_grad
         try:
             outcome = student.invoke("stack_forward", args=case.args(), keep=(1,), wrt=[0, 1, 2],
                                      cotangents=[case.grad_out()])
@@ -403,7 +426,7 @@ def _judge_backward(student, cases, match, fail):
 
 
 def _fail_grads(got, expected, case, through_own_forward=False):
-    tol = _tol(case.dtype)
+    tol = case.tol_grad
     against = "autograd through your own stack_forward" if through_own_forward else "autograd"
     for (name, l, g), (_, _, e) in zip(_ordered(got), _ordered(expected)):
         label = name if l is None else f"{name}[{l}]"
