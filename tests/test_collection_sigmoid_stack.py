@@ -89,8 +89,8 @@ def test_correct_submission_scores_full(path):
     assert sum(e for e, _ in got.values()) == 25 and sum(m for _, m in got.values()) == 25, \
         f"{path.name}: {got}\n{failures(path)}"
     if path.suffix == ".ipynb":
-        # the notebook's demo cell runs for minutes: demo cells must not run when grading
-        assert elapsed < 20, f"grading {path.name} took {elapsed:.1f} s"
+        # the notebook's demo cell sleeps for minutes: demo cells must not run when grading
+        assert elapsed < 60, f"grading {path.name} took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("path", BUGGY, ids=lambda p: p.name)

@@ -96,7 +96,8 @@ def _deviation(x, law, scale):
         if top > b * (1 + 1e-6):
             return f"a value {top:.6g} lies outside the bounds +-{b:.6g}"
         if top < b * (1 - 20 / n):
-            return f"the largest |value| is {top:.6g}, but U(-b, b) with b = {b:.6g} reaches b within {b * 20 / n:.2g}"
+            return (f"the largest |value| is {top:.6g}, while {n} draws from it come within {b * 20 / n:.2g} "
+                    f"of the bound")
         quantiles = (2 * _GRID - 1) * b
     else:
         sd, c = scale, 1 / math.sqrt(2.0)
@@ -478,11 +479,14 @@ def test_kaiming_normal_errors(student, device, rng):
 DEPTH, WIDTH, BATCH = 50, 128, 64
 # A correct initializer's per-layer gradient norms must lie within BAND (a factor)
 # of the range torch's own initializer gives on the same network (3 draws).
-# Measured over 20,000 correct draws: the largest excursion past torch's 3-draw
-# range was a factor of 4.1 (relu) and 1.6 (tanh); log-excursions have a
-# Gaussian-like tail with sd 0.16 decades, so a factor 100 is > 10 sd away
-# (P < 1e-20). N(0, 1) weights are off by 10^40 (relu) and 10^-30 (tanh).
-BAND = 100.0
+# Measured over 1,500 trials each (one correct draw against torch's 3-draw range):
+# the excursion past that range, in decades, has mean 0.27 / sd 0.18 (relu) and
+# mean 0.06 / sd 0.04 (tanh); the largest seen was a factor 9.3 (relu, 3.9 sd) and
+# 2.1 (tanh). BAND = 1000 (3 decades) is 15 sd (relu) and 74 sd (tanh) past the
+# mean: a false failure needs a tail far heavier than anything measured (a
+# Gaussian tail gives P < 1e-40). N(0, 1) weights are 10^45 (relu) and 10^16 (tanh)
+# off, so the band still separates them by many decades.
+BAND = 1000.0
 
 
 def _layer_grad_norms(weights, x, g, act):
@@ -540,7 +544,7 @@ def _fix_from_partners(student, device, shape, kind, nonlinearity=None):
 
 @pytest.mark.grades("xavier_normal_", points=1)
 def test_xavier_normal_deep_tanh(student, device, rng):
-    """a 50-layer tanh network initialised with xavier_normal_ keeps its gradients (N(0,1) vanishes)"""
+    """a 50-layer tanh network initialised with xavier_normal_ keeps torch's gradient norms (N(0,1) does not)"""
     gain = 5.0 / 3
     _behaviour(student, device, rng, "xavier_normal_", torch.tanh, {"gain": gain},
                lambda t, gen: torch.nn.init.xavier_normal_(t, gain=gain, generator=gen),
@@ -549,7 +553,7 @@ def test_xavier_normal_deep_tanh(student, device, rng):
 
 @pytest.mark.grades("kaiming_normal_", points=1)
 def test_kaiming_normal_deep_relu(student, device, rng):
-    """a 50-layer ReLU network initialised with kaiming_normal_ keeps its gradients (N(0,1) explodes)"""
+    """a 50-layer ReLU network initialised with kaiming_normal_ keeps torch's gradient norms (N(0,1) explodes)"""
     _behaviour(student, device, rng, "kaiming_normal_", torch.relu, {"nonlinearity": "relu"},
                lambda t, gen: torch.nn.init.kaiming_normal_(t, nonlinearity="relu", generator=gen),
                lambda: _fix_from_partners(student, device, (WIDTH, WIDTH), "kaiming", "relu"))

@@ -398,6 +398,7 @@ def _judge_backward(student, cases, match, fail):
             continue
         fail(grads, case.grads, case)
     if judged:
+        check(True, f"stack_backward through your stack_forward on {judged} of {len(cases)} stacks")
         return
     # The forward is wrong on every case: judge against autograd through the student's own forward.
     available = 0
@@ -419,7 +420,7 @@ def _judge_backward(student, cases, match, fail):
         _check_structure(grads, case)
         if not match(grads, vjp, tol):
             fail(grads, vjp, case, through_own_forward=True)
-    check(available > 0, "stack_backward",
+    check(available > 0, f"stack_backward against autograd through your own stack_forward on {available} stacks",
           "could not be checked: your stack_forward is wrong on every test case (" + reasons[0] + ")"
           " and autograd cannot differentiate through it",
           "fix stack_forward first (its own tests say what is wrong); stack_backward reads its cache")
