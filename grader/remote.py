@@ -1,10 +1,13 @@
 """RemoteSubmission: the call interface, with the student's code in an isolated process.
 
-One submission process per (student, exercise), forked from the sandbox's clean
-zygote. Each call has a deadline: the smaller of the per-call cap and what is
+One submission process per student (``StudentProcess``), forked from the
+sandbox's clean zygote, holds each of the student's exercises in its own
+namespace. Each call has a deadline: the smaller of the per-call cap and what is
 left of the student's budget. A call that times out or kills the process fails
-with a StudentError; the process is replaced (the file loaded again) for the
-next call, and a function that hung once is not called again.
+with a StudentError naming the function; the process is replaced (the files
+loaded again) for the next call, and a function that hung once is not called
+again. A file whose loading hangs or kills the process scores as unloadable and
+is left out of the replacement.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from grader import errors, protocol
 from grader.course import get_exercise
 from grader.loader import Source, read_source
 from grader.sandbox import SandboxError
-from grader.submission import Submission
+from grader.submission import FailedSubmission, Submission, static_bans
 
 WORKER_ENTRY = "grader.worker:serve"
 
@@ -42,28 +45,24 @@ class Budget:
         return max(0.0, min(self.per_call, self.left()))
 
 
-class RemoteSubmission(Submission):
-    def __init__(self, exercise: str, source: Source, pool, budget: Budget, device: str = "cpu", limits=None):
-        super().__init__(exercise)
-        self.source = source
+class StudentProcess:
+    """The isolated process holding one student's exercises; replaced after a timeout or crash."""
+
+    def __init__(self, sources: dict, pool, budget: Budget, device: str = "cpu", limits=None):
+        self.sources = sources              # exercise -> Source
         self.pool = pool
         self.budget = budget
         self.device = device
         self.limits = limits
         self.child = None
-        self.load_error: errors.LoadError | None = None
-        self.hung: set[str] = set()
-        ex = get_exercise(exercise)
-        self.bans = {fn: {"banned": list(f.banned), "banned_ops": list(f.banned_ops), "no_autograd": f.no_autograd}
-                     for fn, f in ex.functions.items()}
-        self.notes: list[str] = []   # limits hit, shown in the class summary
-        from grader.submission import static_bans
-        self.static_bans = static_bans(exercise, source)
+        self.load_errors: dict = {}         # exercise -> LoadError
+        self.notes: dict = {}               # exercise -> [str]: limits hit
+        self.bans = {ex: {fn: {"banned": list(f.banned), "banned_ops": list(f.banned_ops),
+                               "no_autograd": f.no_autograd}
+                          for fn, f in get_exercise(ex).functions.items()} for ex in sources}
 
     # ------------------------------------------------------------ process
-    def _start(self, fn: str) -> None:
-        if self.load_error is not None:
-            raise self.load_error
+    def _start(self, exercise: str, fn: str) -> None:
         limit = self.budget.call_limit()
         if limit <= 0:
             raise errors.StudentTimeout(fn, self.budget.seconds)
@@ -72,82 +71,135 @@ class RemoteSubmission(Submission):
             self.child = self.pool.spawn(entry=WORKER_ENTRY, files={}, **kwargs)
         except SandboxError as exc:
             raise GraderFailure(f"the sandbox could not start a submission process: {exc}") from None
+        todo = [ex for ex in self.sources if ex not in self.load_errors]
         protocol.send_message(self.child.conn, {
-            "source": {"name": self.source.name, "text": self.source.text, "cells": self.source.cells},
-            "bans": self.bans, "device": self.device})
-        head = self._receive(fn, limit, loading=True)[0]
-        if head.get("ok") is not True:
-            err = head.get("error") or {}
-            self.load_error = errors.LoadError(self.source.name, str(err.get("why", "it failed to load"))[:500])
-            self._stop()
-            raise self.load_error
+            "sources": {ex: {"name": self.sources[ex].name, "text": self.sources[ex].text,
+                             "cells": self.sources[ex].cells} for ex in todo},
+            "bans": {ex: self.bans[ex] for ex in todo}, "device": self.device})
+        for ex in todo:
+            head = self._load_reply(ex, limit)
+            if head.get("loaded") != ex:
+                self.stop()
+                raise errors.ProtocolError(fn, "the submission process answered out of order")
+            if head.get("ok") is not True:
+                err = head.get("error") or {}
+                self.load_errors[ex] = errors.LoadError(self.sources[ex].name,
+                                                        str(err.get("why", "it failed to load"))[:500])
 
-    def _stop(self) -> None:
+    def _load_reply(self, ex: str, limit: float) -> dict:
+        name = self.sources[ex].name
+        try:
+            return self._receive(limit)[0]
+        except _TimedOut:
+            self.load_errors[ex] = errors.LoadError(
+                name, f"loading took longer than {limit:.0f} s (top-level code that never finishes?)")
+        except _Died as died:
+            self.load_errors[ex] = errors.LoadError(name, f"the process died while loading it: {died.description}")
+        self.budget.hit_limit = True
+        raise _Reload()
+
+    def stop(self) -> None:
         if self.child is not None:
             with contextlib.suppress(Exception):
                 self.child.kill()
             self.child = None
 
-    def close(self) -> None:
-        self._stop()
-
-    def _receive(self, fn: str, limit: float, loading: bool = False):
+    def _receive(self, limit: float):
         sock = self.child.conn
         ready, _, _ = select.select([sock], [], [], limit)
         if not ready:
-            self._stop()
-            self.budget.hit_limit = True
-            if loading:
-                self.load_error = errors.LoadError(self.source.name, f"loading took longer than {limit:.0f} s "
-                                                   "(top-level code that never finishes?)")
-                raise self.load_error
-            self.hung.add(fn)
-            self.notes.append(f"{fn}: time limit")
-            raise errors.StudentTimeout(fn, limit)
+            self.stop()
+            raise _TimedOut()
         try:
             sock.settimeout(max(limit, 1.0))
             return protocol.recv_message(sock)
         except (EOFError, ConnectionError, OSError, protocol.DecodeError, ValueError) as exc:
-            description = self._death(exc)
-            if loading:
-                self.load_error = errors.LoadError(self.source.name, f"the process died while loading it: {description}")
-                raise self.load_error from None
-            self.notes.append(f"{fn}: {description}")
-            raise errors.StudentCrash(fn, description) from None
+            raise _Died(self._death(exc)) from None
 
     def _death(self, exc) -> str:
         child = self.child
         description = None
         if child is not None:
             with contextlib.suppress(Exception):
-                # give the kernel a moment to report how it ended
-                for _ in range(50):
+                for _ in range(50):  # give the kernel a moment to report how it ended
                     if not child.alive():
                         break
                     time.sleep(0.01)
                 description = child.exit_description()
-        self._stop()
-        self.budget.hit_limit = True
+        self.stop()
         return description or f"its answer could not be read ({type(exc).__name__})"
 
     # ------------------------------------------------------------ calls
-    def _roundtrip(self, fn, header, buffers):
-        if fn in self.hung:
-            raise errors.StudentTimeout(fn, self.budget.per_call, earlier=True)
-        if self.child is None:
-            self._start(fn)
+    def roundtrip(self, exercise: str, fn: str, header: dict, buffers):
+        """Send one request for ``exercise`` and return the reply; raise a StudentError on a limit."""
+        for _ in range(len(self.sources) + 1):
+            if exercise in self.load_errors:
+                raise self.load_errors[exercise]
+            if self.child is not None:
+                break
+            try:
+                self._start(exercise, fn)
+            except _Reload:
+                continue  # a file could not be loaded: start again without it
+        if exercise in self.load_errors:
+            raise self.load_errors[exercise]
         limit = self.budget.call_limit()
         if limit <= 0:
             self.budget.hit_limit = True
             raise errors.StudentTimeout(fn, 0.0)
         try:
-            protocol.send_message(self.child.conn, header, buffers)
-        except OSError:
-            raise errors.StudentCrash(fn, self._death(None)) from None
-        return self._receive(fn, limit)
+            protocol.send_message(self.child.conn, {**header, "exercise": exercise}, buffers)
+            return self._receive(limit)
+        except _TimedOut:
+            self.budget.hit_limit = True
+            self.notes.setdefault(exercise, []).append(f"{fn}: time limit")
+            raise errors.StudentTimeout(fn, limit) from None
+        except (_Died, OSError) as died:
+            description = died.description if isinstance(died, _Died) else self._death(died)
+            self.budget.hit_limit = True
+            self.notes.setdefault(exercise, []).append(f"{fn}: {description}")
+            raise errors.StudentCrash(fn, description) from None
 
-    def output(self) -> str:
-        return self.child.output() if self.child is not None else ""
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Died(Exception):
+    def __init__(self, description: str):
+        super().__init__(description)
+        self.description = description
+
+
+class _Reload(Exception):
+    pass
+
+
+class RemoteSubmission(Submission):
+    """One exercise of a StudentProcess."""
+
+    def __init__(self, exercise: str, process: StudentProcess):
+        super().__init__(exercise)
+        self.process = process
+        self.hung: set[str] = set()
+        self.static_bans = static_bans(exercise, process.sources[exercise])
+
+    @property
+    def load_error(self):
+        return self.process.load_errors.get(self.exercise)
+
+    @property
+    def notes(self) -> list:
+        return self.process.notes.get(self.exercise, [])
+
+    def _roundtrip(self, fn, header, buffers):
+        if fn in self.hung:
+            raise errors.StudentTimeout(fn, self.process.budget.per_call, earlier=True)
+        try:
+            return self.process.roundtrip(self.exercise, fn, header, buffers)
+        except errors.StudentTimeout:
+            self.hung.add(fn)
+            raise
 
 
 def grading_pool(extra_hide=(), jobs: int = 1):
@@ -164,30 +216,31 @@ def grading_pool(extra_hide=(), jobs: int = 1):
 
 @contextlib.contextmanager
 def isolated_provider(files: dict, timeout: float = 120.0, device: str = "cpu", pool=None):
-    """A provider of RemoteSubmissions for {exercise: path}; a missing exercise raises LoadError."""
+    """A provider of Submissions for {exercise: path}, all in one isolated student process.
+
+    An exercise without a file, or whose file cannot be read, gets a FailedSubmission.
+    """
     own_pool = pool is None
     if own_pool:
         pool = grading_pool()
-    budget = Budget(timeout)
-    subs = []
+    sources, failed = {}, {}
+    for ex, path in files.items():
+        try:
+            sources[ex] = read_source(path)
+        except errors.LoadError as exc:
+            failed[ex] = exc
+    process = StudentProcess(sources, pool, Budget(timeout), device=device)
 
     def provider(exercise):
-        from grader.submission import FailedSubmission
-        path = files.get(exercise)
-        if path is None:
+        if exercise in failed:
+            return FailedSubmission(exercise, failed[exercise])
+        if exercise not in sources:
             return FailedSubmission(exercise, errors.LoadError(f"{exercise}.ipynb", "no file for this exercise"))
-        try:
-            source = read_source(path)
-        except errors.LoadError as exc:
-            return FailedSubmission(exercise, exc)
-        sub = RemoteSubmission(exercise, source, pool, budget, device=device)
-        subs.append(sub)
-        return sub
+        return RemoteSubmission(exercise, process)
 
     try:
         yield provider
     finally:
-        for s in subs:
-            s.close()
+        process.stop()
         if own_pool:
             pool.close()
