@@ -73,6 +73,8 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
     exercises = [ex.name for ex in course.load_exercises()]
     students = discover.student_dirs(submissions)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("**/.tmp-*"):   # left by a batch killed in the middle of a write
+        stale.unlink(missing_ok=True)
     todo, done = [], {}
     for student, folder in students:
         files = discover.exercise_files(folder, exercises)
