@@ -124,6 +124,8 @@ def test_correct_submission_scores_full(path):
     if path.suffix == ".ipynb":
         # the notebook's demo cell sleeps for 30 s: demo cells must not run when grading
         assert elapsed < 20, f"grading {path.name} took {elapsed:.1f} s"
+    public = [f"{r.name}: {r.output}" for r in results(path, 0, "public") if not r.passed]
+    assert not public, f"{path.name} fails the public self-check:\n" + "\n".join(public)
 
 
 @pytest.mark.parametrize("path", BUGGY, ids=lambda p: p.name)

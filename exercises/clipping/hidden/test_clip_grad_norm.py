@@ -14,7 +14,7 @@ tolerance).
 
 float64 is judged tightly (rtol 1e-10 on the norm: sum-of-powers, per-tensor and flat
 variants all agree to ~1e-15). float32 is judged against a float64 reference with
-rtol 1e-5 (correct implementations measured up to ~1e-6; see tests/test_collection_clipping.py).
+rtol 3e-6 (correct implementations measured up to 3e-7; see tests/test_collection_clipping.py).
 """
 import math
 
@@ -26,7 +26,7 @@ from grader.errors import StudentException
 from grader.protocol import Iter
 
 FN = "clip_grad_norm_"
-RTOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+RTOL = {torch.float64: 1e-10, torch.float32: 3e-6}
 NORM_TYPES = [2.0, 1.0, 3.5, float("inf"), "inf", 2, 1.0, 3.5]
 EPS = 1e-6
 
