@@ -1,0 +1,318 @@
+"""A synthetic class, reproducible from a seed, drawn from tests/submissions/.
+
+Every student has one file per exercise (or none: a missing exercise), drawn from
+the exercise's ``correct/`` and ``buggy/`` collections. A student works either in
+notebooks or in modules:
+
+- grader side (``CLASS/grader/<student>/<exercise>.py|.ipynb``): module students
+  hand in the collection's ``.py`` as is; notebook students hand in the nbgrader
+  notebook below.
+- nbgrader side (``COURSE/submitted/<student>/<assignment>/<exercise>.ipynb``):
+  always a notebook, built from the course's notebook (``grader build``) with the
+  student's code in the solution cells (nbgrader metadata and grade_ids kept, so
+  autograde finds its autograder cells), plus what students add: a markdown
+  cell, a ``%matplotlib inline`` magic and a demo cell of their own.
+
+A module is split over the solution cells: each graded function's ``def`` goes
+into the cell whose grade_id is that function, everything else (imports,
+helpers, constants, classes) into the first solution cell, in file order. When
+the split could change the meaning (a graded function defined twice, assigned
+rather than defined, or named by top-level code), the whole module goes into the
+first solution cell and the others say so. A collection notebook keeps its own
+cells (demos, magics, shell lines, failing asserts): they are inserted after the
+first solution cell.
+
+A few students are slow (one correct function sleeps 0.5 s per call) and a few
+miss one exercise.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS = ROOT / "tests" / "submissions"
+
+# A function the hidden suites call only a few times (7) and that no other graded
+# function calls: a 0.5 s sleep per call costs ~3.5 s and stays under every time limit.
+# (sigmoid_backward is called by many students' stack_backward: a sleep there hits
+# the per-call limit of `grader batch` while nbgrader, which has none, waits it out.)
+SLOW_FUNCTIONS = {"clipping": "clip_grad_value_"}
+SLEEP_S = 0.5
+
+DEMOS = {
+    "sigmoid_stack": "x = torch.linspace(-6, 6, 7)\nprint('sigmoid:', sigmoid(x))",
+    "initializers": "w = torch.empty(64, 32)\nprint('gain(tanh) =', calculate_gain('tanh'))\n"
+                    "print('xavier std', xavier_normal_(w).std().item())",
+    "clipping": "p = torch.zeros(10, requires_grad=True)\np.grad = torch.full((10,), 3.0)\n"
+                "print('norm before clipping', clip_grad_norm_([p], 1.0))",
+    "lstm_cell": "g = torch.Generator().manual_seed(0)\nx, h, c = (torch.randn(2, 4, generator=g) for _ in range(3))\n"
+                 "w_ih, w_hh = torch.randn(16, 4, generator=g), torch.randn(16, 4, generator=g)\n"
+                 "print('h_next', lstm_cell(x, h, c, w_ih, w_hh)[0])",
+}
+
+
+@dataclass
+class Pick:
+    exercise: str
+    kind: str              # correct | buggy
+    path: Path             # the collection file
+    slow: str | None = None   # the function that sleeps
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}/{self.path.name}" + (f"+slow({self.slow})" if self.slow else "")
+
+
+@dataclass
+class Student:
+    sid: str
+    style: str                         # "notebook" or "module": what they hand to the grader
+    picks: dict = field(default_factory=dict)   # exercise -> Pick (absent: missing exercise)
+
+
+def collections(exercises) -> dict:
+    out = {}
+    for ex in exercises:
+        out[ex] = {}
+        for kind in ("correct", "buggy"):
+            d = COLLECTIONS / ex / kind
+            out[ex][kind] = sorted(p for p in d.glob("*") if p.suffix in (".py", ".ipynb")) if d.is_dir() else []
+        if not out[ex]["correct"]:
+            raise SystemExit(f"no correct submissions for {ex} in {COLLECTIONS / ex / 'correct'}")
+    return out
+
+
+def draw_class(n: int, seed: int, exercises, p_correct: float = 0.6, p_notebook: float = 0.5) -> list[Student]:
+    rng = random.Random(seed)
+    coll = collections(exercises)
+    width = max(3, len(str(n)))
+    students = []
+    for i in range(n):
+        st = Student(f"s{i + 1:0{width}d}", "notebook" if rng.random() < p_notebook else "module")
+        for ex in exercises:
+            kind = "correct" if (rng.random() < p_correct or not coll[ex]["buggy"]) else "buggy"
+            st.picks[ex] = Pick(ex, kind, rng.choice(coll[ex][kind]))
+        students.append(st)
+    order = list(range(n))
+    rng.shuffle(order)
+    n_slow = max(1, round(n * 0.02))
+    n_missing = max(1, round(n * 0.03))
+    slow_ex = [ex for ex in exercises if ex in SLOW_FUNCTIONS]
+    for k in order[:n_slow]:
+        if not slow_ex:
+            break
+        ex = rng.choice(slow_ex)
+        py = [p for p in coll[ex]["correct"] if p.suffix == ".py" and _slowable(p, SLOW_FUNCTIONS[ex])]
+        if py:
+            students[k].picks[ex] = Pick(ex, "correct", rng.choice(py), slow=SLOW_FUNCTIONS[ex])
+    for k in order[n_slow:n_slow + n_missing]:
+        del students[k].picks[rng.choice(exercises)]
+    return students
+
+
+# ------------------------------------------------------------------ sources
+def _strip_magics(code: str) -> str:
+    lines = code.splitlines()
+    if lines and lines[0].lstrip().startswith("%%"):
+        lines = lines[1:]
+    return "\n".join(ln for ln in lines if not ln.lstrip().startswith(("%", "!")))
+
+
+def module_text(pick: Pick) -> str:
+    """The student's code as one module (a collection notebook's code cells, magics dropped)."""
+    if pick.path.suffix == ".ipynb":
+        nb = nbformat.read(pick.path, as_version=4)
+        text = "\n\n".join(_strip_magics(c.source) for c in nb.cells if c.cell_type == "code")
+    else:
+        text = pick.path.read_text(encoding="utf-8")
+    if pick.slow:
+        text = add_sleep(text, pick.slow)
+    return text
+
+
+def _top_def(tree, fn):
+    defs = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == fn]
+    return defs[-1] if defs else None
+
+
+def _slowable(path: Path, fn: str) -> bool:
+    try:
+        return _top_def(ast.parse(path.read_text(encoding="utf-8")), fn) is not None
+    except SyntaxError:
+        return False
+
+
+def add_sleep(text: str, fn: str) -> str:
+    """Insert a 0.5 s sleep as the first statement of the (last) top-level ``def fn``."""
+    tree = ast.parse(text)
+    d = _top_def(tree, fn)
+    first = d.body[0]
+    lines = text.splitlines()
+    indent = " " * first.col_offset
+    if first.lineno == d.lineno:   # a one-line def: rewrite it through the AST
+        d.body.insert(0, ast.parse(f"__import__('time').sleep({SLEEP_S})").body[0])
+        return ast.unparse(tree) + "\n"
+    lines.insert(first.lineno - 1, f"{indent}__import__('time').sleep({SLEEP_S})  # bench: a slow student")
+    return "\n".join(lines) + "\n"
+
+
+def _bound_or_read_now(stmt) -> set:
+    """Names a top-level statement binds or reads when it runs (not inside function bodies)."""
+    names = set()
+    todo = [stmt]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            todo.extend(node.decorator_list)
+            if isinstance(node, ast.ClassDef):
+                todo.extend(node.bases + node.body)
+            else:
+                todo.extend(node.args.defaults + [d for d in node.args.kw_defaults if d is not None])
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def split_module(text: str, functions) -> tuple[str, dict]:
+    """(preamble, {function: its def}) or (whole module, {}) when a split could change the meaning."""
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    defs, rest, whole = {}, [], False
+    for stmt in tree.body:
+        start = (stmt.decorator_list[0].lineno if getattr(stmt, "decorator_list", None) else stmt.lineno) - 1
+        seg = "\n".join(lines[start:stmt.end_lineno])
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in functions:
+            if stmt.name in defs:
+                whole = True
+            defs[stmt.name] = seg
+            continue
+        names = _bound_or_read_now(stmt)
+        if names & set(functions):
+            whole = True
+        rest.append(seg)
+    if whole:
+        return text, {}
+    # keep the leading comment block (e.g. the "# BUG:" line) with the preamble
+    head = []
+    for ln in lines:
+        if ln.startswith("#") or not ln.strip():
+            head.append(ln)
+        else:
+            break
+    pre = "\n".join(head).strip()
+    body = "\n\n\n".join(rest)
+    return (pre + "\n\n" + body).strip() + "\n", defs
+
+
+# ------------------------------------------------------------------ notebooks
+def _code(src, **meta):
+    c = nbformat.v4.new_code_cell(src)
+    c.metadata.update(meta)
+    return c
+
+
+def course_notebook(base_nb, pick: Pick, extras: bool = True):
+    """The student's notebook: ``base_nb`` (the course's notebook) with their code in the solution cells."""
+    nb = copy.deepcopy(base_nb)
+    sol = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    functions = [c.metadata["nbgrader"]["grade_id"] for c in sol]
+    own_cells = []
+    if pick.path.suffix == ".ipynb" and not pick.slow:
+        # a collection notebook: its own cells, as the student wrote them
+        student_nb = nbformat.read(pick.path, as_version=4)
+        for c in student_nb.cells:
+            own_cells.append(_code(c.source) if c.cell_type == "code" else nbformat.v4.new_markdown_cell(c.source))
+        pre, defs = "# my work is in the cells below", {}
+    else:
+        pre, defs = split_module(module_text(pick), functions)
+    for i, c in enumerate(sol):
+        fn = c.metadata["nbgrader"]["grade_id"]
+        if i == 0:
+            c.source = pre + ("\n\n\n" + defs[fn] if fn in defs else "")
+        else:
+            c.source = defs.get(fn, f"# {fn}: defined in an earlier cell")
+        c.outputs, c.execution_count = [], None
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
+    first = nb.cells.index(sol[0]) if sol else len(nb.cells)
+    nb.cells[first + 1:first + 1] = own_cells
+    if extras:
+        ex = pick.exercise
+        demo = DEMOS.get(ex, "print('done')")
+        nb.cells.insert(2, _code("%matplotlib inline"))
+        # notes and a demo of their own after their last exercise cell, before the autograder part
+        after = next((i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")
+                      or c.metadata.get("nbgrader", {}).get("grade_id") == "autograder_intro"), len(nb.cells))
+        nb.cells[after:after] = [
+            nbformat.v4.new_markdown_cell("### My notes\n\nTrying my functions on a small example."),
+            _code("try:\n" + "\n".join("    " + ln for ln in demo.splitlines()) +
+                  "\nexcept Exception as exc:\n    print('my demo failed:', exc)"),
+        ]
+    return nb
+
+
+# ------------------------------------------------------------------ writing
+def write_class(students, exercises, base_notebooks: dict, grader_dir: Path, submitted_dir: Path | None,
+                assignment: str) -> dict:
+    """Writes both sides; returns a manifest {student: {exercise: label}}."""
+    if grader_dir.exists():
+        shutil.rmtree(grader_dir)
+    grader_dir.mkdir(parents=True)
+    if submitted_dir is not None and submitted_dir.exists():
+        shutil.rmtree(submitted_dir)
+    manifest = {}
+    for st in students:
+        gdir = grader_dir / st.sid
+        gdir.mkdir()
+        ndir = None
+        if submitted_dir is not None:
+            ndir = submitted_dir / st.sid / assignment
+            ndir.mkdir(parents=True)
+        manifest[st.sid] = {"style": st.style}
+        for ex in exercises:
+            pick = st.picks.get(ex)
+            if pick is None:
+                manifest[st.sid][ex] = "missing"
+                continue
+            manifest[st.sid][ex] = pick.label
+            nb = course_notebook(base_notebooks[ex], pick)
+            if st.style == "notebook" or (pick.path.suffix == ".ipynb" and not pick.slow):
+                nbformat.write(nb, gdir / f"{ex}.ipynb")
+            else:
+                (gdir / f"{ex}.py").write_text(module_text(pick), encoding="utf-8")
+            if ndir is not None:
+                nbformat.write(nb, ndir / f"{ex}.ipynb")
+    return manifest
+
+
+def describe(students, exercises) -> dict:
+    counts = {"notebook_students": sum(s.style == "notebook" for s in students),
+              "module_students": sum(s.style == "module" for s in students),
+              "correct": 0, "buggy": 0, "missing": 0, "slow": 0}
+    for s in students:
+        for ex in exercises:
+            p = s.picks.get(ex)
+            if p is None:
+                counts["missing"] += 1
+            else:
+                counts[p.kind] += 1
+                counts["slow"] += bool(p.slow)
+    return counts
+
+
+def dump_manifest(manifest, path: Path):
+    path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
