@@ -211,7 +211,7 @@ def grading_pool(extra_hide=(), jobs: int = 1):
     hide = sorted({Path(p).resolve() for p in [*hide, *extra_hide] if Path(p).exists()})
     # a folder inside another hidden folder is hidden with it
     hide = [p for p in hide if not any(q != p and q in p.parents for q in hide)]
-    return SandboxPool(preload=("torch", "grader.worker"), hide=[str(p) for p in hide], jobs=jobs)
+    return SandboxPool(preload=("torch", "grader.worker", "grader.sandbox_preload"), hide=[str(p) for p in hide], jobs=jobs)
 
 
 @contextlib.contextmanager
