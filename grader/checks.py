@@ -16,6 +16,24 @@ from grader.errors import StudentException
 
 log: list[str] = []  # the current test's comparison lines; the pytest plugin clears it
 
+_CACHE: dict = {}
+
+
+def cached(key, compute):
+    """Reference work that does not depend on the student, computed once per grading process.
+
+    A warm batch worker grades many students with the same inputs (inputs come from
+    the ``rng`` fixture, seeded by grading seed and test id), so e.g. torch's own
+    gradient norms for a test can be reused. ``key`` must include everything the
+    result depends on (use ``rng.initial_seed()`` for the test's inputs); ``compute``
+    must not draw from the test's ``rng``. Returned tensors are shared: do not modify them.
+    """
+    if key not in _CACHE:
+        if len(_CACHE) > 4096:
+            _CACHE.clear()
+        _CACHE[key] = compute()
+    return _CACHE[key]
+
 
 class GradingFailure(AssertionError):
     pass

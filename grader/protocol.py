@@ -276,13 +276,29 @@ def decode(tree, buffers, **kw):
 _LEN = struct.Struct("!QI")  # header length, number of buffers
 
 
+_SMALL = 1 << 16
+
+
 def send_message(sock, header: dict, buffers=()) -> None:
-    """One message: lengths, JSON header, buffer sizes, buffers."""
+    """One message: lengths, JSON header, buffer sizes, buffers.
+
+    Small buffers are joined into one write (a suite sends thousands of small tensors:
+    one system call each cost more than the tensors' own work).
+    """
     head = json.dumps(header, allow_nan=False).encode()
-    sizes = struct.pack(f"!{len(buffers)}Q", *(b.nbytes if isinstance(b, memoryview) else len(b) for b in buffers))
-    sock.sendall(_LEN.pack(len(head), len(buffers)) + head + sizes)
-    for b in buffers:
-        sock.sendall(b)
+    lengths = [b.nbytes if isinstance(b, memoryview) else len(b) for b in buffers]
+    pending = [_LEN.pack(len(head), len(buffers)), head, struct.pack(f"!{len(buffers)}Q", *lengths)]
+    size = sum(len(p) for p in pending)
+    for b, n in zip(buffers, lengths):
+        if n >= _SMALL:
+            sock.sendall(b"".join(pending))
+            pending, size = [], 0
+            sock.sendall(b)
+        else:
+            pending.append(b)
+            size += n
+    if pending:
+        sock.sendall(b"".join(pending))
 
 
 def _recv_exact(sock, n: int) -> bytearray:
