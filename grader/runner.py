@@ -48,7 +48,9 @@ def pytest_argv(args) -> list[str]:
     slow every start and could change how suites run.
     """
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    return ["-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:terminal", "--import-mode=importlib",
+    return ["-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:logging", "-p", "no:faulthandler",
+            "-p", "no:doctest", "-p", "no:pastebin", "-p", "no:junitxml", "-p", "no:stepwise",
+            "--import-mode=importlib",
             "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
             "-c", str(Path(course.root()) / "pyproject.toml"), *args]
 

@@ -68,7 +68,9 @@ def worker_main(conn, hide, opts) -> None:
     exercises = opts["exercises"]
     try:
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
-            pytest.main(runner.pytest_argv(runner.suite_paths(exercises, "hidden")),
+            # --capture=no: the suites print nothing and the students' output stays in their own
+            # processes; per-test capture would only cost time.
+            pytest.main(["--capture=no", *runner.pytest_argv(runner.suite_paths(exercises, "hidden"))],
                         plugins=[_Loop(conn, pool, opts), pytest_plugin])
     finally:
         pool.close()
