@@ -125,10 +125,19 @@ def build(outdir):
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         fail(f"--out {outdir}: exists and is not a folder")
-    from grader.build import build_course
+    from grader.build import BuildError, build_course
     from grader.course import root
-    summary = build_course(out, root())
-    click.echo(summary if isinstance(summary, str) else "\n".join(f"{k}: {v}" for k, v in dict(summary).items()))
+    try:
+        summary = build_course(out, root())
+    except BuildError as exc:
+        fail(str(exc).splitlines()[0], code=1)
+    click.echo(f"nbgrader course written to {summary['course_dir']} (assignment {summary['assignment']})")
+    for name, e in summary["exercises"].items():
+        click.echo(f"  {name:<16} {e['hidden_tests']:>3} autograded cells, {e['points']:g} points; "
+                   f"source {e['source_bytes']:,} bytes, release {e['release_bytes']:,} bytes")
+    click.echo(f"  release: notebooks + {summary['public_tests']} public test files; "
+               f"{summary['release_bytes']:,} bytes of notebooks against {summary['source_bytes']:,} in the source "
+               f"({summary['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -42,9 +42,16 @@ class Exercise:
 
 
 def root() -> Path:
+    """The course folder: $GRADIENT_LAB_ROOT, else the nearest folder at or above the
+    current one with exercises/*/exercise.toml (a student's release folder, or the
+    repository), else the folder around this package."""
     env = os.environ.get("GRADIENT_LAB_ROOT")
     if env:
         return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if any((folder / "exercises").glob("*/exercise.toml")):
+            return folder
     return Path(__file__).resolve().parent.parent
 
 

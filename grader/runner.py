@@ -51,8 +51,7 @@ def pytest_argv(args) -> list[str]:
     return ["-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:logging", "-p", "no:faulthandler",
             "-p", "no:doctest", "-p", "no:pastebin", "-p", "no:junitxml", "-p", "no:stepwise",
             "--import-mode=importlib",
-            "-o", "addopts=", "-o", "python_files=test_*.py", "--rootdir", str(course.root()),
-            "-c", str(Path(course.root()) / "pyproject.toml"), *args]
+            "--rootdir", str(course.root()), "-c", str(Path(__file__).with_name("suites.ini")), *args]
 
 
 def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", seed: int = 0,

@@ -75,8 +75,15 @@ def test_course_layout(built):
     for name in READY:
         assert (out / "source" / ASSIGNMENT / f"{name}.ipynb").is_file()
         assert (out / "release" / ASSIGNMENT / f"{name}.ipynb").is_file()
-    # nothing but the notebooks goes to students
-    assert sorted(p.name for p in (out / "release" / ASSIGNMENT).iterdir()) == sorted(f"{n}.ipynb" for n in READY)
+    # students get the notebooks and the public suites (for `grader check`), nothing else
+    rel = out / "release" / ASSIGNMENT
+    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises"])
+    for name in READY:
+        shipped = sorted(p.relative_to(rel / "exercises" / name).as_posix()
+                         for p in (rel / "exercises" / name).rglob("*") if p.is_file())
+        public = sorted("public/" + p.name for p in (ROOT / "exercises" / name / "public").glob("*.py"))
+        assert shipped == sorted(["exercise.toml"] + public), shipped
+    assert not list(rel.rglob("hidden")) and not list(rel.rglob("reference"))
 
 
 def test_release_has_no_solution_no_hidden_test_no_reference_code(built):

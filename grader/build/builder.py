@@ -142,6 +142,21 @@ def leak_report(release_nb, ref: refmod.Reference, student_functions) -> list:
     return problems
 
 
+def _ship_public_tests(exs, rel_dir: Path) -> int:
+    """Copy each exercise's definition and public suite (never the hidden one) into the
+    release, so `grader check` and the notebooks' self-check cells work from the release
+    folder with only the grader package installed."""
+    count = 0
+    for ex in exs:
+        dest = rel_dir / "exercises" / ex.name
+        (dest / "public").mkdir(parents=True, exist_ok=True)
+        shutil.copy(ex.dir / "exercise.toml", dest / "exercise.toml")
+        for f in sorted((ex.dir / "public").glob("*.py")):
+            shutil.copy(f, dest / "public" / f.name)
+            count += 1
+    return count
+
+
 def build_course(out_dir, repo_root=".", exercises=None, clean=True) -> dict:
     """Render every exercise notebook and make the nbgrader course in ``out_dir``.
 
@@ -205,6 +220,7 @@ def build_course(out_dir, repo_root=".", exercises=None, clean=True) -> dict:
         e["release_bytes"] = rel.stat().st_size
     if problems:
         raise BuildError("the release is not fit for students: " + "; ".join(problems))
+    summary["public_tests"] = _ship_public_tests(exs, rel_dir)
     summary["source_bytes"] = sum(e["source_bytes"] for e in summary["exercises"].values())
     summary["release_bytes"] = sum(e["release_bytes"] for e in summary["exercises"].values())
     summary["seconds"] = round(time.time() - t0, 2)
