@@ -39,6 +39,10 @@ class GradingContext:
     """What a run grades: a provider of submissions per exercise, device, seed; collects results."""
 
     def __init__(self, provider, device: str = "cpu", seed: int = 0):
+        if device.startswith("cuda"):
+            # comparisons in full float32 precision: TF32 matmuls would need far looser tolerances
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.provider = provider
         self.device = device
         self.seed = seed
