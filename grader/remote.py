@@ -229,7 +229,11 @@ def isolated_provider(files: dict, timeout: float = 120.0, device: str = "cpu", 
             sources[ex] = read_source(path)
         except errors.LoadError as exc:
             failed[ex] = exc
-    process = StudentProcess(sources, pool, Budget(timeout), device=device)
+    limits = None
+    if device.startswith("cuda"):
+        from grader.sandbox import Limits
+        limits = Limits(memory_bytes=None)  # the CUDA driver reserves huge address ranges: no RLIMIT_AS
+    process = StudentProcess(sources, pool, Budget(timeout), device=device, limits=limits)
 
     def provider(exercise):
         if exercise in failed:
