@@ -195,3 +195,14 @@ def test_nbgrader_autograde_gives_the_grader_points(built):
     assert nb_points["model"] == {n: float(POINTS) for n in READY}, nb_points
     assert nb_points["untouched"] == {n: 0.0 for n in READY}, nb_points
     assert nb_points == engine
+
+
+def test_grader_check_passes_the_source_notebooks(built):
+    """The instructor's notebooks (solutions in) pass the self-check, run as a student would."""
+    out, _ = built
+    run = subprocess.run([sys.executable, "-m", "grader", "check", "--device", "cpu"],
+                         cwd=out / "source" / ASSIGNMENT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "FAIL" not in run.stdout
+    for name in READY:
+        assert f"{name}:" in run.stdout
