@@ -32,6 +32,7 @@ class CallServer:
         self.origin = origin
         self.line_to_place = line_to_place or (lambda line: f"line {line}")
         self.handles: dict[int, Any] = {}
+        self._iters: dict = {}
         self._next_handle = 1
 
     # ------------------------------------------------------------------ requests
@@ -58,12 +59,28 @@ class CallServer:
             g.manual_seed(seed)
             return g
         if kind == "I":
-            return (item for item in payload)
+            gen = (item for item in payload)
+            self._iters[id(gen)] = (gen, list(payload))
+            return gen
         if kind == "H":
             if payload not in self.handles:
                 raise protocol.DecodeError(f"unknown handle {payload}")
             return self.handles[payload]
         raise protocol.DecodeError(kind)
+
+    def _seen(self, value):
+        """``value`` with the generators made from Iter markers replaced by their item lists."""
+        if not self._iters:
+            return value
+        if id(value) in self._iters:
+            return self._iters[id(value)][1]
+        if isinstance(value, list):
+            return [self._seen(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self._seen(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._seen(v) for k, v in value.items()}
+        return value
 
     def _keep(self, value) -> protocol.Handle:
         hid = self._next_handle
@@ -76,12 +93,15 @@ class CallServer:
         fn = self._function(name)
         if fn is None:
             return _error("missing", origin=self.origin)
+        self._iters = {}
         dec = protocol.Decoder(buffers, live_markers=self._live)
         args = list(dec.decode(header["args"]))
         kwargs = dec.decode(header["kwargs"])
         track = bool(header.get("track"))
         wrt = header.get("wrt") or []
-        before = _snapshot(args, kwargs) if track else None
+        # tracked views of the arguments: a one-shot generator is seen as the list of its items
+        t_args, t_kwargs = self._seen(args), self._seen(kwargs)
+        before = _snapshot(t_args, t_kwargs) if track else None
         inputs = []
         for w in wrt:
             for t in _tensors(args[w] if isinstance(w, int) else kwargs.get(w)):
@@ -105,8 +125,16 @@ class CallServer:
                 return _error("banned", api=str(violation))
             if isinstance(exc, (KeyboardInterrupt, Interrupt)):
                 raise
-            return _error("exception", type=type(exc).__name__, message=_safe_str(exc), where=self._where(exc),
-                          mro=[c.__name__ for c in type(exc).__mro__])
+            err, bufs = _error("exception", type=type(exc).__name__, message=_safe_str(exc),
+                               where=self._where(exc), mro=[c.__name__ for c in type(exc).__mro__])
+            if track:  # the arguments as the exception left them (e.g. "gradients untouched")
+                enc = protocol.Encoder(markers_as_none=True)
+                try:
+                    err["error"]["args"] = enc.encode(list(t_args))
+                    bufs = enc.buffers
+                except protocol.EncodeError:
+                    pass
+            return err, bufs
         self.after_call()
         if violation:
             return _error("banned", api=str(violation))
@@ -123,11 +151,11 @@ class CallServer:
             out["value"] = enc.encode(value)
             if track:
                 enc.markers_as_none = True
-                out["args"] = enc.encode(list(args))
-                out["kwargs"] = enc.encode(kwargs)
+                out["args"] = enc.encode(list(t_args))
+                out["kwargs"] = enc.encode(t_kwargs)
                 enc.markers_as_none = False
-                out["returned"] = _returned_path(value, args, kwargs)
-                out["info"] = _info(value, args, kwargs, before)
+                out["returned"] = _returned_path(value, t_args, t_kwargs)
+                out["info"] = _info(value, t_args, t_kwargs, before)
             if grads is not None:
                 out["grads"] = enc.encode(grads)
         except protocol.EncodeError as exc:

@@ -26,6 +26,7 @@ class StudentException(StudentError):
         self.message = message
         self.where = where
         self.mro = [type_name]
+        self.args_after = None   # with track=True: the arguments as the exception left them
         if type_name == "NotImplementedError":
             reason = f"{function} is not implemented yet (it still raises NotImplementedError)"
         else:

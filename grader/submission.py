@@ -88,7 +88,15 @@ class Submission:
     # ---------------------------------------------------------------- decoding
     def _outcome(self, fn, head, buffers) -> Outcome:
         if head.get("ok") is not True:
-            raise _student_error(fn, head.get("error"))
+            err = _student_error(fn, head.get("error"))
+            if isinstance(err, errors.StudentException) and isinstance(head.get("error"), dict) \
+                    and "args" in head["error"]:
+                try:
+                    err.args_after = protocol.Decoder(buffers, device_map=self._device_map).decode(
+                        head["error"]["args"])
+                except protocol.DecodeError:
+                    pass
+            raise err
         try:
             dec = protocol.Decoder(buffers, device_map=self._device_map)
             out = Outcome(value=dec.decode(head["value"]))
