@@ -52,6 +52,13 @@ class StudentResult:
     def hit_limit(self) -> bool:
         return any(t.limit for t in self.tests)
 
+    def compact(self) -> "StudentResult":
+        """What the class summary needs, without feedback texts: a batch keeps only this in
+        memory (the full result is on disk), so memory stays flat as the class grows."""
+        from dataclasses import replace
+        tests = [replace(t, output="", nodeid="", name=t.name if not t.passed else "") for t in self.tests]
+        return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes)
+
     # ------------------------------------------------------------ exports
     def to_gradescope(self) -> dict:
         tests = [{

@@ -81,7 +81,7 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
         fp = fingerprint(files, device, seed, timeout)
         state = _load_state(out / student)
         if state and state.get("fingerprint") == fp:
-            done[student] = StudentResult.from_dict(state["result"])
+            done[student] = StudentResult.from_dict(state["result"]).compact()
         else:
             todo.append((student, folder, files, fp))
     if done:
@@ -93,7 +93,7 @@ def run_batch(submissions: Path, out: Path, jobs: int, device: str, timeout: flo
                 click.progressbar(length=len(todo), label=f"grading {len(todo)} students, {jobs} jobs") as bar:
             for (student, _folder, files, fp), result in workers.run(todo):
                 _save(out / student, result, fp)
-                done[student] = result
+                done[student] = result.compact()
                 bar.update(1)
     results = [done[s] for s, _ in students if s in done]
     atomic_write(out / "grades.csv", grades_csv(results))
