@@ -54,25 +54,42 @@ def read_source(path) -> Source:
     return Source(path.name, text)
 
 
-def _notebook_source(name: str, text: str) -> Source:
-    import nbformat
+def _notebook_cells(name: str, text: str) -> list:
+    """The cells of a notebook. A v4 notebook is read as JSON directly: importing nbformat
+    costs ~1.7 s here (jsonschema's format checkers), more than half of a self-check's
+    budget; older formats go through nbformat's own conversion."""
     try:
-        nb = nbformat.reads(text, as_version=4)
-    except (json.JSONDecodeError, nbformat.reader.NotJSONError) as exc:
-        raise LoadError(name, f"not a valid notebook (not JSON: {str(exc).splitlines()[0][:120]})") from None
-    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
-        raise LoadError(name, f"not a valid notebook ({type(exc).__name__})") from None
-    if not isinstance(nb.get("cells"), list):
-        raise LoadError(name, "not a valid notebook (no cells)")
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LoadError(name, f"not a valid notebook (not JSON: {str(exc)[:120]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cells", []), list):
+        raise LoadError(name, "not a valid notebook (no list of cells)")
+    if data.get("nbformat") == 4 and isinstance(data.get("cells"), list):
+        cells = data["cells"]
+    else:
+        import nbformat
+        try:
+            cells = nbformat.reads(text, as_version=4).cells
+        except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
+            raise LoadError(name, f"not a valid notebook ({type(exc).__name__})") from None
+    if not all(isinstance(c, dict) for c in cells):
+        raise LoadError(name, "not a valid notebook (a cell is not an object)")
+    return cells
+
+
+def _notebook_source(name: str, text: str) -> Source:
+    cells_in = _notebook_cells(name, text)
     from IPython.core.inputtransformer2 import TransformerManager
     transformer = TransformerManager()
     parts, cells, line = [], [], 1
-    for number, cell in enumerate(nb.cells, start=1):
+    for number, cell in enumerate(cells_in, start=1):
         if cell.get("cell_type") != "code":
             continue
         code = cell.get("source", "")
         if isinstance(code, list):
-            code = "".join(code)
+            code = "".join(c for c in code if isinstance(c, str))
+        if not isinstance(code, str):
+            raise LoadError(name, f"not a valid notebook (cell {number} has no text)")
         first = code.lstrip().split("\n", 1)[0]
         if first.startswith("%%"):
             if not first.split()[0] in _PYTHON_CELL_MAGICS:
@@ -96,8 +113,24 @@ _DEFINING = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, 
 _ASSIGNING = (ast.Assign, ast.AnnAssign, ast.AugAssign)
 
 
+# Plotting and display libraries serve demo cells only; importing them costs seconds.
+_DEMO_MODULES = ("matplotlib", "seaborn", "plotly", "IPython", "ipywidgets")
+
+
+def _demo_import(stmt) -> bool:
+    if isinstance(stmt, ast.Import):
+        names = [a.name for a in stmt.names]
+    elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+        names = [stmt.module]
+    else:
+        return False
+    return all(n.split(".")[0] in _DEMO_MODULES for n in names)
+
+
 def _keeps(stmt) -> bool:
     """Whether a top-level statement defines something (and so is executed)."""
+    if _demo_import(stmt):
+        return False
     if isinstance(stmt, _DEFINING + _ASSIGNING):
         return True
     if isinstance(stmt, ast.If):

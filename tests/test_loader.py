@@ -22,7 +22,7 @@ def load(path):
 def test_notebook_definitions_magics_and_demo_cells(tmp_path):
     p = notebook(tmp_path, [
         ("markdown", "# Title"),
-        ("code", "%matplotlib inline\n!pip list\nimport math\nEPS = 1e-6"),
+        ("code", "%matplotlib inline\n!pip list\nimport math\nimport matplotlib.pyplot as plt\nEPS = 1e-6"),
         ("code", "def f(x):\n    return x + EPS\n"),
         ("code", "print('demo')\nassert f(1) == 0, 'my own failing check'\nwhile True:\n    pass"),
         ("code", "%%time\ndef g(x):\n    return 2 * x"),
@@ -32,6 +32,7 @@ def test_notebook_definitions_magics_and_demo_cells(tmp_path):
     ])
     ns = load(p)
     assert ns["f"](1) == 2 and ns["g"](2) == 4 and ns["EPS"] == 1e-6 and "SLOW" not in ns
+    assert "plt" not in ns and "math" in ns  # plotting imports serve demo cells only
 
 
 def test_syntax_error_names_the_cell(tmp_path):
