@@ -1,8 +1,12 @@
-"""Hidden tests of clip_grad_value_ (6 points). Clamping is exact: results must equal torch's."""
+"""Hidden tests of clip_grad_value_ (6 points). Clamping is exact: results must equal torch's.
+
+torch's clamped gradients depend only on inputs drawn from the test's ``rng``: they are computed
+once per worker with ``grader.checks.cached`` (key: ``rng.initial_seed()`` and the case).
+"""
 import pytest
 import torch
 
-from grader.checks import assert_close, check
+from grader.checks import assert_close, cached, check
 from grader.protocol import Iter
 
 FN = "clip_grad_value_"
@@ -20,7 +24,12 @@ def make_params(rng, dtype, device, n, none_at=()):
     return params
 
 
-def torch_clamped(params, clip_value):
+def torch_clamped(params, clip_value, rng, case):
+    return cached(("clipping", FN, rng.initial_seed(), case, params[0].device.type),
+                  lambda: _torch_clamped(params, clip_value))
+
+
+def _torch_clamped(params, clip_value):
     out = []
     for p in params:
         q = p.detach().clone().requires_grad_()
@@ -33,7 +42,22 @@ def torch_clamped(params, clip_value):
 HINT = "clamp every gradient in place to [-clip_value, clip_value], e.g. p.grad.clamp_(-clip_value, clip_value)"
 
 
+def exact(pairs):
+    """True when every ``got`` is a tensor of ``want``'s shape, dtype and device type, equal to it
+    (nan never passes here). Callers then compare each pair with assert_close, which decides and
+    explains; this only spares that cost when everything is fine."""
+    for got, want in pairs:
+        if not (isinstance(got, torch.Tensor) and got.dtype == want.dtype and got.shape == want.shape
+                and got.device.type == want.device.type and torch.equal(got, want)):
+            return False
+    return True
+
+
 def check_grads(post, expected, what, hint=HINT):
+    if all((p.grad is None) == (want is None) for p, want in zip(post, expected)) and \
+            exact([(p.grad, want) for p, want in zip(post, expected) if want is not None]):
+        check(True, what=f"the {len(expected)} gradients after clipping ({what}): equal to torch's")
+        return
     for k, (p, want) in enumerate(zip(post, expected)):
         if want is None:
             check(p.grad is None, what=f"parameter {k} ({what})", detail="it had no .grad but has one now",
@@ -46,10 +70,10 @@ def check_grads(post, expected, what, hint=HINT):
 @pytest.mark.grades(FN, points=3)
 def test_matches_torch(student, device, rng):
     """clamped gradients equal torch's (float32 and float64, some .grad None)"""
-    for case, dtype in enumerate([torch.float64, torch.float32, torch.float64, torch.float32]):
-        params = make_params(rng, dtype, device, n=4, none_at=(case % 4,))
-        clip_value = [0.5, 1.0, 2.5, 0.1][case]
-        expected = torch_clamped(params, clip_value)
+    for case, dtype in enumerate([torch.float64, torch.float32]):
+        params = make_params(rng, dtype, device, n=4, none_at=(1 + case,))
+        clip_value = [0.5, 1.0][case]
+        expected = torch_clamped(params, clip_value, rng, case)
         out = student.invoke(FN, (params, clip_value), track=True)
         check_grads(out.args[0], expected, f"{dtype}, clip_value={clip_value}")
 
@@ -58,7 +82,7 @@ def test_matches_torch(student, device, rng):
 def test_in_place_generator_single_tensor(student, device, rng):
     """in place on the same .grad tensors; parameters as a generator or a single tensor"""
     params = make_params(rng, torch.float64, device, n=3)
-    expected = torch_clamped(params, 1.0)
+    expected = torch_clamped(params, 1.0, rng, "list")
     out = student.invoke(FN, (params, 1.0), track=True)
     check_grads(out.args[0], expected, "a list of 3 parameters")
     for k in range(3):
@@ -67,7 +91,7 @@ def test_in_place_generator_single_tensor(student, device, rng):
               hint="modify the gradient in place (clamp_), instead of p.grad = p.grad.clamp(...)")
 
     params = make_params(rng, torch.float64, device, n=3)
-    expected = torch_clamped(params, 0.7)
+    expected = torch_clamped(params, 0.7, rng, "generator")
     out = student.invoke(FN, (Iter(params), 0.7), track=True)
     items = out.args[0]
     if isinstance(items, Iter):
@@ -76,7 +100,7 @@ def test_in_place_generator_single_tensor(student, device, rng):
         check_grads(items, expected, "parameters given as a generator")
 
     p = make_params(rng, torch.float64, device, n=1)[0]
-    expected = torch_clamped([p], 0.4)
+    expected = torch_clamped([p], 0.4, rng, "single")
     out = student.invoke(FN, (p, 0.4), track=True)
     check_grads([out.args[0]], expected, "parameters is a single tensor",
                 hint="a single tensor counts as one parameter: wrap it, "

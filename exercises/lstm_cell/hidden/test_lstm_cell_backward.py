@@ -3,11 +3,18 @@
 The student's backward is called on its own inputs and judged against autograd through
 torch.nn.LSTMCell: it does not depend on the student's forward, so a wrong lstm_cell
 costs nothing here (and a wrong backward costs nothing in lstm_cell's tests).
+
+Speed (a class is graded in a warm worker): autograd's references depend only on the inputs,
+which are drawn from the test's ``rng`` (a function of the grading seed and the test), so they
+are computed once per worker with ``grader.checks.cached`` under a key built from
+``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. Each bias
+combination is graded on its own shape (one call each), and the 50-step behaviour takes two
+calls: see test_backward_through_50_steps.
 """
 import pytest
 import torch
 
-from grader.checks import assert_close, check, expect_tensor
+from grader.checks import assert_close, cached, check, expect_tensor
 
 FN = "lstm_cell_backward"
 BIASES = [(True, True), (False, False), (True, False), (False, True)]
@@ -58,11 +65,40 @@ def label(inputs):
             f"bias_ih {'given' if b_ih is not None else 'None'}, bias_hh {'given' if b_hh is not None else 'None'}")
 
 
+def within(pairs, *, atol, rtol, dtype, device):
+    """One vectorized pass over [(got, want)]: the largest error when every ``got`` is a tensor of
+    ``want``'s shape, of ``dtype`` on ``device``, and within atol + rtol * |want| everywhere (nan and
+    inf never pass here); None otherwise. Callers then run expect_tensor and assert_close on each
+    pair, which decide and explain; this only spares that cost when everything is fine."""
+    got_parts, want_parts = [], []
+    for got, want in pairs:
+        if not (isinstance(got, torch.Tensor) and got.dtype == dtype and got.shape == want.shape
+                and got.device.type == device.type):
+            return None
+        got_parts.append(got.detach().reshape(-1))
+        want_parts.append(want.detach().reshape(-1))
+    if not got_parts:
+        return 0.0
+    a = torch.cat(got_parts).to("cpu", torch.float64)
+    e = torch.cat(want_parts).to("cpu", torch.float64)
+    err = (a - e).abs()
+    if not bool((err <= atol + rtol * e.abs()).all()):
+        return None
+    return float(err.max()) if err.numel() else 0.0
+
+
 def check_backward(value, ref, dtype, device, what):
     check(isinstance(value, (tuple, list)) and len(value) == 7, what=f"lstm_cell_backward's return value ({what})",
           detail=f"got {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""),
           hint="return the 7 gradients (grad_x, grad_h, grad_c, grad_weight_ih, grad_weight_hh, "
                "grad_bias_ih, grad_bias_hh)")
+    if all((got is None) == (want is None) for got, want in zip(value, ref)):
+        pairs = [(got, want) for got, want in zip(value, ref) if want is not None]
+        err = within(pairs, atol=TOL[dtype], rtol=TOL[dtype], dtype=dtype, device=device)
+        if err is not None:
+            check(True, what=f"the {len(pairs)} gradients against autograd through torch.nn.LSTMCell ({what}): "
+                             f"largest error {err:.3g} (allowed atol {TOL[dtype]:.3g}, rtol {TOL[dtype]:.3g})")
+            return
     for name, got, want in zip(NAMES, value, ref):
         if want is None:
             check(got is None, what=f"{name} ({what})", detail=f"got a {type(got).__name__}, expected None",
@@ -75,21 +111,22 @@ def check_backward(value, ref, dtype, device, what):
                      hint=HINTS[name] + "; " + GATE_HINT)
 
 
-def backward_cases(student, device, rng, dtype, shapes, cotangents="both"):
-    for N, I, H in shapes:
-        for has_ih, has_hh in BIASES:
-            inputs = [t if t is None else t.to(device) for t in make_inputs(rng, N, I, H, has_ih, has_hh)]
-            g_h = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
-            g_c = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
-            if cotangents == "h":
-                g_c = torch.zeros_like(g_c)
-            elif cotangents == "c":
-                g_h = torch.zeros_like(g_h)
-            ref = reference_backward(g_h, g_c, inputs)
-            args = [t if t is None else t.to(dtype) for t in [g_h, g_c, *inputs]]
-            value = student.call(FN, *args)
-            extra = {"both": "", "h": ", grad_c_next = 0", "c": ", grad_h_next = 0"}[cotangents]
-            check_backward(value, ref, dtype, device, f"{dtype}, {label(inputs)}{extra}")
+def backward_cases(student, device, rng, dtype, shapes, biases, tag, cotangents="both"):
+    """One call per (shape, bias combination)."""
+    seed = rng.initial_seed()
+    for k, ((N, I, H), (has_ih, has_hh)) in enumerate(zip(shapes, biases)):
+        inputs = [t if t is None else t.to(device) for t in make_inputs(rng, N, I, H, has_ih, has_hh)]
+        g_h = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
+        g_c = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
+        if cotangents == "h":
+            g_c = torch.zeros_like(g_c)
+        elif cotangents == "c":
+            g_h = torch.zeros_like(g_h)
+        args = [t if t is None else t.to(dtype) for t in [g_h, g_c, *inputs]]
+        value = student.call(FN, *args)
+        ref = cached((FN, tag, cotangents, seed, k, device.type), lambda: reference_backward(g_h, g_c, inputs))
+        extra = {"both": "", "h": ", grad_c_next = 0", "c": ", grad_h_next = 0"}[cotangents]
+        check_backward(value, ref, dtype, device, f"{dtype}, {label(inputs)}{extra}")
 
 
 def random_shapes(rng, n):
@@ -99,64 +136,110 @@ def random_shapes(rng, n):
 @pytest.mark.grades(FN, points=5)
 def test_backward_float64(student, device, rng):
     """all 7 gradients match autograd through torch.nn.LSTMCell (float64; every bias combination)"""
-    backward_cases(student, device, rng, torch.float64, [(3, 5, 4)] + random_shapes(rng, 2))
+    backward_cases(student, device, rng, torch.float64, [(3, 5, 4)] + random_shapes(rng, 3), BIASES, "float64")
 
 
 @pytest.mark.grades(FN, points=3)
 def test_backward_float32(student, device, rng):
-    """all 7 gradients match autograd through torch.nn.LSTMCell in float32"""
-    backward_cases(student, device, rng, torch.float32, [(4, 3, 5)] + random_shapes(rng, 1))
+    """all 7 gradients match autograd through torch.nn.LSTMCell in float32 (every bias combination)"""
+    backward_cases(student, device, rng, torch.float32, [(4, 3, 5)] + random_shapes(rng, 3), BIASES, "float32")
 
 
 @pytest.mark.grades(FN, points=2)
 def test_backward_each_path(student, device, rng):
     """the gradient from h_next alone and from c_next alone (the two paths into the cell)"""
-    shapes = [(2, 3, 4), (5, 4, 3)]
-    backward_cases(student, device, rng, torch.float64, shapes, cotangents="h")
-    backward_cases(student, device, rng, torch.float64, shapes, cotangents="c")
+    backward_cases(student, device, rng, torch.float64, [(2, 3, 4)], BIASES[:1], "paths", cotangents="h")
+    backward_cases(student, device, rng, torch.float64, [(5, 4, 3)], BIASES[2:3], "paths", cotangents="c")
+
+
+STEPS = 50
+
+
+def _reference_50(inputs, xs, w_out, device):
+    """autograd through 50 steps of torch.nn.LSTMCell: the weights, the states before every step,
+    and the gradients with respect to h_0, c_0 and the four weights."""
+    _, h0, c0, w_ih, w_hh, b_ih, b_hh = [t.to(device) for t in inputs]
+    H = h0.shape[1]
+    w_ih, w_hh = 0.5 * w_ih, 0.5 * w_hh
+    b_hh = b_hh.clone()
+    b_hh[H:2 * H] += 3.0  # forget gate near 1: the gradient survives the 50 steps
+    xs, w_out = xs.to(device), w_out.to(device)
+    leaves = [t.clone().requires_grad_() for t in (h0, c0, w_ih, w_hh, b_ih, b_hh)]
+    h, c = leaves[0], leaves[1]
+    hs, cs = [], []
+    for x in xs:
+        hs.append(h.detach())
+        cs.append(c.detach())
+        h, c = torch_lstm([x, h, c, *leaves[2:]])
+    ref = torch.autograd.grad((h * w_out).sum(), leaves)
+    return (w_ih, w_hh, b_ih, b_hh), torch.stack(hs), torch.stack(cs), xs, w_out, ref
+
+
+def _unit_rows(xs, hs, cs):
+    """Every step's inputs, each batch row repeated 2H times, with the unit cotangents e_k on
+    (grad_h_next, grad_c_next); rows ordered (step, batch row, k)."""
+    T, N, I = xs.shape
+    H = hs.shape[-1]
+    R = 2 * H
+    rep = lambda t, d: t[:, :, None, :].expand(T, N, R, d).reshape(-1, d)  # noqa: E731
+    eye = torch.eye(R, dtype=xs.dtype, device=xs.device).expand(T, N, R, R).reshape(-1, R)
+    return eye[:, :H].contiguous(), eye[:, H:].contiguous(), rep(xs, I), rep(hs, H), rep(cs, H)
+
+
+def _check_seven(value, shapes, device, when):
+    check(isinstance(value, (tuple, list)) and len(value) == 7 and all(v is not None for v in value),
+          what=f"lstm_cell_backward's return value ({when})", detail="not 7 gradients",
+          hint="return the 7 gradients (grad_x, grad_h, grad_c, grad_weight_ih, grad_weight_hh, "
+               "grad_bias_ih, grad_bias_hh)")
+    for name, got, shape in zip(NAMES, value, shapes):
+        expect_tensor(got, what=f"{name} ({when})", shape=shape, dtype=torch.float64, device=device.type,
+                      hint=HINTS[name])
 
 
 @pytest.mark.grades(FN, points=3)
 def test_backward_through_50_steps(student, device, rng):
     """behaviour: chaining your backward through 50 steps gives autograd's dL/dh_0, dL/dc_0 and weight gradients"""
-    N, I, H, steps = 3, 4, 5, 50
-    _, h0, c0, w_ih, w_hh, b_ih, b_hh = [t.to(device) for t in make_inputs(rng, N, I, H, True, True)]
-    w_ih, w_hh = 0.5 * w_ih, 0.5 * w_hh
-    b_hh = b_hh.clone()
-    b_hh[H:2 * H] += 3.0  # forget gate near 1: the gradient survives the 50 steps
-    xs = torch.randn(steps, N, I, generator=rng, dtype=torch.float64).to(device)
-    w_out = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
+    # Two calls do all 50 steps. The backward is linear in (grad_h_next, grad_c_next) and acts
+    # on each batch row on its own (only the weight and bias gradients sum over the rows), so:
+    # 1. every step's inputs (the states along the sequence) go in one batch, each row repeated
+    #    2H times with a unit cotangent on (grad_h_next, grad_c_next): your grad_h and grad_c are
+    #    the rows of each step's Jacobian, chained here from step 50 back to dL/dh_0 and dL/dc_0;
+    # 2. every step's inputs go in one batch with the gradient that reaches that step's outputs
+    #    (from 1.): your weight and bias gradients, summed over the batch, are summed over the steps.
+    N, I, H = 3, 4, 5
+    inputs = make_inputs(rng, N, I, H, True, True)
+    xs = torch.randn(STEPS, N, I, generator=rng, dtype=torch.float64)
+    w_out = torch.randn(N, H, generator=rng, dtype=torch.float64)
+    key = (FN, "through50", rng.initial_seed(), device.type)
+    weights, hs, cs, xs, w_out, ref = cached(key, lambda: _reference_50(inputs, xs, w_out, device))
+    rows = cached(key + ("rows",), lambda: _unit_rows(xs, hs, cs))
+    R = 2 * H
+    wshapes = [tuple(w.shape) for w in weights]
 
-    leaves = [t.clone().requires_grad_() for t in (h0, c0, w_ih, w_hh, b_ih, b_hh)]
-    h, c = leaves[0], leaves[1]
-    states = []
-    for x in xs:
-        states.append((h.detach(), c.detach()))
-        h, c = torch_lstm([x, h, c, *leaves[2:]])
-    ref = torch.autograd.grad((h * w_out).sum(), leaves)
+    M = STEPS * N * R
+    value = student.call(FN, *rows, *weights)
+    _check_seven(value, [(M, I), (M, H), (M, H), *wshapes], device,
+                 f"all {STEPS} steps in one batch, unit cotangents")
+    # jac[t, n, k, j] = d out_k / d in_j at step t + 1, batch row n; out = (h_next, c_next), in = (h, c)
+    jac = torch.cat([value[1].reshape(STEPS, N, R, H), value[2].reshape(STEPS, N, R, H)], dim=-1)
+    g = torch.cat([w_out, torch.zeros_like(w_out)], dim=1)
+    at_outputs = [None] * STEPS
+    for t in reversed(range(STEPS)):
+        at_outputs[t] = g
+        g = torch.bmm(g[:, None, :], jac[t])[:, 0, :]
+    at_outputs = torch.stack(at_outputs)
 
-    weights = (w_ih, w_hh, b_ih, b_hh)
-    g_h, g_c = w_out, torch.zeros_like(w_out)
-    acc = [torch.zeros_like(w) for w in weights]
-    for t in reversed(range(steps)):
-        value = student.call(FN, g_h, g_c, xs[t], *states[t], *weights)
-        check(isinstance(value, (tuple, list)) and len(value) == 7 and all(v is not None for v in value),
-              what=f"lstm_cell_backward's return value at step {t + 1}", detail="not 7 gradients",
-              hint="return the 7 gradients (grad_x, grad_h, grad_c, grad_weight_ih, grad_weight_hh, "
-                   "grad_bias_ih, grad_bias_hh)")
-        for k in range(4):
-            expect_tensor(value[3 + k], what=f"{NAMES[3 + k]} at step {t + 1}", shape=acc[k].shape,
-                          dtype=torch.float64, device=device.type, hint=HINTS[NAMES[3 + k]])
-            acc[k] = acc[k] + value[3 + k]
-        g_h, g_c = value[1], value[2]
-        expect_tensor(g_h, what=f"grad_h at step {t + 1}", shape=(N, H), dtype=torch.float64, device=device.type)
-        expect_tensor(g_c, what=f"grad_c at step {t + 1}", shape=(N, H), dtype=torch.float64, device=device.type)
+    value = student.call(FN, at_outputs[..., :H].reshape(-1, H), at_outputs[..., H:].reshape(-1, H),
+                         xs.reshape(-1, I), hs.reshape(-1, H), cs.reshape(-1, H), *weights)
+    M = STEPS * N
+    _check_seven(value, [(M, I), (M, H), (M, H), *wshapes], device,
+                 f"all {STEPS} steps in one batch, each with the gradient reaching its outputs")
 
-    got = [g_h, g_c, *acc]
+    got = [g[:, :H], g[:, H:], *value[3:]]
     names = ["dL/dh_0", "dL/dc_0", "dL/dweight_ih (summed over the steps)", "dL/dweight_hh (summed over the steps)",
              "dL/dbias_ih (summed over the steps)", "dL/dbias_hh (summed over the steps)"]
     for name, g, want in zip(names, got, ref):
         scale = float(want.abs().max())
         assert_close(g, want, atol=1e-9 * scale, rtol=1e-8,
-                     what=f"{name} from chaining your backward over {steps} steps, against autograd",
+                     what=f"{name} from chaining your backward over {STEPS} steps, against autograd",
                      hint="each step's grad_h and grad_c feed the previous step; " + GATE_HINT)
