@@ -148,8 +148,12 @@ class _Overtime(BaseException):
     pass
 
 
-def exec_source(source: Source, namespace: dict | None = None) -> dict:
-    """Run the defining statements of ``source``; raise LoadError if it cannot load."""
+def exec_source(source: Source, namespace: dict | None = None, after_each=None) -> dict:
+    """Run the defining statements of ``source``; raise LoadError if it cannot load.
+
+    ``after_each`` runs after every statement (the worker passes one that restores the
+    builtins, which a student's top-level code may have patched).
+    """
     try:
         tree = ast.parse(source.text, filename=source.name)
     except SyntaxError as exc:
@@ -164,12 +168,16 @@ def exec_source(source: Source, namespace: dict | None = None) -> dict:
             try:
                 exec(code, ns)  # noqa: S102 - this is the student's code, in its own process
             except BaseException as exc:  # noqa: BLE001
+                if after_each is not None:
+                    after_each()
                 if isinstance(exc, KeyboardInterrupt):
                     raise
                 raise LoadError(source.name, f"crash at import, {source.place(getattr(stmt, 'lineno', 0))}: "
                                 f"{type(exc).__name__}: {str(exc)[:200]}") from None
         else:
             _exec_bounded(code, ns)
+        if after_each is not None:
+            after_each()
     return ns
 
 

@@ -63,7 +63,7 @@ def serve(conn) -> None:
     for exercise, src in header["sources"].items():
         source = Source(src["name"], src["text"], [tuple(c) for c in src.get("cells", [])])
         try:
-            namespace = exec_source(source)
+            namespace = exec_source(source, after_each=restore_builtins)
         except LoadError as exc:
             restore_builtins()
             protocol.send_message(conn, {"loaded": exercise, "ok": False,
