@@ -21,7 +21,8 @@ which are drawn from the test's ``rng`` (a function of the grading seed and the 
 are computed once per worker with ``grader.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. The random
 parameter sets have at least two gradients (a single tensor has its own test), so every norm
-type meets a multi-tensor combination in the fewest calls.
+type meets a multi-tensor combination in the fewest calls, and every third set has a
+parameter whose .grad is None (so each test sees one, whatever the seed).
 """
 import math
 
@@ -42,9 +43,10 @@ def _uniform(rng, lo, hi):
     return lo + (hi - lo) * float(torch.rand((), generator=rng, dtype=torch.float64))
 
 
-def make_params(rng, dtype, device, n=None, none_prob=0.25, min_grads=1):
-    """Leaf tensors of random shapes; most have a .grad, some have None (at least ``min_grads`` have one)."""
-    n = n or int(torch.randint(max(min_grads, 1), 6, (), generator=rng))
+def make_params(rng, dtype, device, n=None, none_prob=0.25, min_grads=1, with_none=False):
+    """Leaf tensors of random shapes; most have a .grad, some have None (at least ``min_grads`` have one;
+    ``with_none``: at least one has None)."""
+    n = n or int(torch.randint(max(min_grads, 1) + with_none, 6, (), generator=rng))
     params = []
     for k in range(n):
         ndim = int(torch.randint(1, 4, (), generator=rng))  # no 0-dim: d2l-style p.grad[:] *= ... must pass
@@ -53,7 +55,8 @@ def make_params(rng, dtype, device, n=None, none_prob=0.25, min_grads=1):
         scale = 10.0 ** _uniform(rng, -1.0, 1.0)
         g = torch.randn(shape, generator=rng, dtype=torch.float64) * scale
         p = p.to(device=device, dtype=dtype).requires_grad_()
-        has_grad = k < min_grads or float(torch.rand((), generator=rng)) >= none_prob
+        has_grad = k < min_grads or (float(torch.rand((), generator=rng)) >= none_prob
+                                     and not (with_none and k == n - 1))
         if has_grad:
             p.grad = g.to(device=device, dtype=dtype)
         params.append(p)
@@ -169,7 +172,7 @@ def test_matches_torch_float64(student, device, rng):
     """norm and clipped gradients match torch on random parameter sets (norm types 1, 2, 3.5, inf; float64)"""
     for case in range(len(NORM_TYPES)):
         norm_type = NORM_TYPES[case]
-        params = make_params(rng, torch.float64, device, min_grads=2)
+        params = make_params(rng, torch.float64, device, min_grads=2, with_none=case % 3 == 1)
         norm = reference(rng, "float64", case, params, norm_type)
         max_norm = pick_max_norm(rng, norm, clip=case % 4 != 3)
         check_call(student, params, max_norm, norm_type, error_if_nonfinite=case % 2 == 0,
@@ -182,7 +185,7 @@ def test_matches_torch_float32(student, device, rng):
     """norm and clipped gradients match torch in float32 (norm types 1, 2, 3.5, inf)"""
     for case in range(4):
         norm_type = NORM_TYPES[case]
-        params = make_params(rng, torch.float32, device, min_grads=2)
+        params = make_params(rng, torch.float32, device, min_grads=2, with_none=case % 3 == 1)
         norm = reference(rng, "float32", case, params, norm_type)
         max_norm = pick_max_norm(rng, norm, clip=case % 4 != 3)
         check_call(student, params, max_norm, norm_type, False, what=f"float32 case {case + 1}",
