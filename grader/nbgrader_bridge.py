@@ -21,11 +21,8 @@ Nothing is written to stderr: nbgrader scores a grade cell that writes there 0.
 """
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 import os
-import warnings
 
 _cache: dict = {}
 
@@ -51,19 +48,7 @@ def hidden_results(exercise: str, namespace: dict, seed: int = 0, device: str | 
     if key in _cache:
         return _cache[key]
     from grader import runner
-    from grader.submission import LocalSubmission
-
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sub = LocalSubmission.from_namespace(exercise, namespace, origin="the notebook")
-        try:
-            results = runner.run_suite(exercise, sub, which="hidden", device=device, seed=seed)
-        finally:
-            close = getattr(sub, "close", None)
-            if close:
-                with contextlib.suppress(Exception):
-                    close()
+    results = runner.run_on_namespace(exercise, namespace, "hidden", seed=seed, device=device)
     by_id = {r.nodeid: r for r in results}
     _cache.clear()  # one notebook state at a time
     _cache[key] = by_id

@@ -74,3 +74,16 @@ def run_suites(exercises, provider, which: str = "hidden", device: str = "cpu", 
 def run_suite(exercise: str, submission, which: str = "hidden", select=None, device="cpu", seed=0):
     """One exercise against one Submission (used by nbgrader cells and self-checks)."""
     return run_suites([exercise], lambda _ex: submission, which=which, device=device, seed=seed, select=select)
+
+
+def run_on_namespace(exercise: str, namespace: dict, which: str, seed: int = 0, device: str = "cpu"):
+    """One exercise's suite against the functions of a live namespace (a notebook's globals),
+    in this process and silently: what nbgrader cells and the in-notebook self-check run."""
+    import warnings
+    from grader.submission import LocalSubmission
+
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sub = LocalSubmission.from_namespace(exercise, namespace, origin="the notebook")
+        return run_suite(exercise, sub, which=which, device=device, seed=seed)

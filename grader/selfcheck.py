@@ -9,10 +9,7 @@ Public tests are worth no points; they use the same engine as grading.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import warnings
 
 
 def _short(msg: str, width: int = 600) -> str:
@@ -24,19 +21,7 @@ def _short(msg: str, width: int = 600) -> str:
 
 def run_public(exercise: str, namespace: dict, functions=None, seed: int = 0, device: str = "cpu"):
     from grader import runner
-    from grader.submission import LocalSubmission
-
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sub = LocalSubmission.from_namespace(exercise, namespace, origin="the notebook")
-        try:
-            results = runner.run_suite(exercise, sub, which="public", device=device, seed=seed)
-        finally:
-            close = getattr(sub, "close", None)
-            if close:
-                with contextlib.suppress(Exception):
-                    close()
+    results = runner.run_on_namespace(exercise, namespace, "public", seed=seed, device=device)
     if functions:
         wanted = set(functions)
         results = [r for r in results if r.function in wanted]
