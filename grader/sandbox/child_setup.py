@@ -311,7 +311,20 @@ def _setup_mounts(req: dict) -> None:
     _make_readonly()
     ns.mount("proc", "/proc", "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     limits: Limits = req["limits"]
+    # kept paths under /tmp (a checkout or venv there) would vanish under the private /tmp:
+    # hold them now and bind them back (read-only, as the rest) once it is mounted
+    tmp_keeps = sorted(k for k in req["keep"] if _under(k, "/tmp") and os.path.exists(k))
+    tmp_fds = {k: (os.open(k, os.O_PATH | os.O_CLOEXEC), os.path.isdir(k)) for k in tmp_keeps}
     ns.mount("tmpfs", "/tmp", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, f"size={limits.scratch_bytes},mode=1777")
+    for k in sorted(tmp_keeps, key=len):
+        fd, is_dir = tmp_fds[k]
+        if is_dir:
+            os.makedirs(k, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(k), exist_ok=True)
+            open(k, "a").close()
+        ns.mount(f"/proc/self/fd/{fd}", k, None, ns.MS_BIND | ns.MS_REC)
+        os.close(fd)
     if os.path.isdir("/dev/shm"):
         ns.mount("tmpfs", "/dev/shm", "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "size=64m,mode=1777")
 
