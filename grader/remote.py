@@ -36,7 +36,6 @@ class Budget:
         self.seconds = seconds
         self.deadline = time.monotonic() + seconds
         self.per_call = per_call if per_call is not None else max(2.0, min(seconds / 6, 20.0))
-        self.hit_limit = False
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -95,7 +94,6 @@ class StudentProcess:
                 name, f"loading took longer than {limit:.0f} s (top-level code that never finishes?)")
         except _Died as died:
             self.load_errors[ex] = errors.LoadError(name, f"the process died while loading it: {died.description}")
-        self.budget.hit_limit = True
         raise _Reload()
 
     def stop(self) -> None:
@@ -145,18 +143,15 @@ class StudentProcess:
             raise self.load_errors[exercise]
         limit = self.budget.call_limit()
         if limit <= 0:
-            self.budget.hit_limit = True
             raise errors.StudentTimeout(fn, 0.0)
         try:
             protocol.send_message(self.child.conn, {**header, "exercise": exercise}, buffers)
             return self._receive(limit)
         except _TimedOut:
-            self.budget.hit_limit = True
             self.notes.setdefault(exercise, []).append(f"{fn}: time limit")
             raise errors.StudentTimeout(fn, limit) from None
         except (_Died, OSError) as died:
             description = died.description if isinstance(died, _Died) else self._death(died)
-            self.budget.hit_limit = True
             self.notes.setdefault(exercise, []).append(f"{fn}: {description}")
             raise errors.StudentCrash(fn, description) from None
 
