@@ -43,15 +43,46 @@ _SAFE_ROOTS = ("torch", "functorch")
 Use = tuple  # (function, api, lineno)
 
 
-def static_uses(source: str, entry_functions: Iterable[str], banned: Iterable[str], *,
+def static_uses(source, entry_functions: Iterable[str], banned: Iterable[str], *,
                 no_autograd: bool = False, banned_ops: Iterable[str] = ()) -> list[Use]:
-    """Banned references reachable from each entry function. Raises SyntaxError on bad source."""
-    tree = ast.parse(source)
-    scanner = _Scanner(tree, list(banned), bool(no_autograd), list(banned_ops))
+    """Banned references reachable from each entry function.
+
+    ``source`` is the module's text or a :func:`parse_module` of it (parse once, scan with
+    several ban lists). Raises SyntaxError on bad source.
+    """
+    module = source if isinstance(source, ParsedModule) else parse_module(source)
+    scanner = _Scanner(module, list(banned), bool(no_autograd), list(banned_ops))
     out: list[Use] = []
     for entry in entry_functions:
         out.extend(scanner.scan_entry(entry))
     return out
+
+
+class ParsedModule:
+    """What the scan needs of a module, whatever is banned: its tree, top-level names and parents."""
+
+    def __init__(self, source: str):
+        self.tree = ast.parse(source)
+        self.aliases: dict[str, set] = {}
+        self.values: dict[str, list] = {}
+        self.defs: dict[str, ast.AST] = {}
+        self.stars: list[str] = []
+        _collect_scope(self.tree.body, self.aliases, self.values, self.defs, self.stars, True)
+        self.parents: dict[int, ast.AST] = {}
+        self.user_methods: set[str] = set()
+        for p in ast.walk(self.tree):
+            for c in ast.iter_child_nodes(p):
+                self.parents[id(c)] = p
+            if isinstance(p, ast.ClassDef):
+                self.user_methods.update(f.name for f in p.body
+                                         if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)))
+        self.glob = _Scope(self.aliases, self.values, None)
+        self.scope_cache: dict[int, "_Scope"] = {}   # function node -> its scope (parent: glob)
+
+
+def parse_module(source: str) -> ParsedModule:
+    """Parse ``source`` once for :func:`static_uses`. Raises SyntaxError on bad source."""
+    return ParsedModule(source)
 
 
 # ---------------------------------------------------------------------------
@@ -171,14 +202,13 @@ class _Scope:
 
 
 class _Scanner:
-    def __init__(self, tree: ast.Module, banned: list[str], no_autograd: bool, banned_ops: list[str]):
-        self.tree = tree
-        self.aliases: dict[str, set] = {}
-        self.values: dict[str, list] = {}
-        self.defs: dict[str, ast.AST] = {}
-        self.stars: list[str] = []
-        _collect_scope(tree.body, self.aliases, self.values, self.defs, self.stars, True)
-        self.glob = _Scope(self.aliases, self.values, None)
+    def __init__(self, module: ParsedModule, banned: list[str], no_autograd: bool, banned_ops: list[str]):
+        self.module = module
+        self.aliases = module.aliases
+        self.values = module.values
+        self.defs = module.defs
+        self.stars = module.stars
+        self.glob = module.glob
         self.no_autograd = no_autograd
         self.banned = list(dict.fromkeys(banned))
         self.methods: dict[str, str] = {}    # method name -> api (Tensor methods, ops)
@@ -203,13 +233,11 @@ class _Scanner:
                 obj = _lookup(b)
                 if obj is not None:
                     self.autograd_objs.append((b, obj))
-        self._scope_cache: dict[int, _Scope] = {}
-        self.user_methods = {f.name for c in ast.walk(tree) if isinstance(c, ast.ClassDef)
-                             for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        self.user_methods = module.user_methods
 
     # -- resolution ----------------------------------------------------------
     def _scope_of(self, fn: ast.AST) -> _Scope:
-        s = self._scope_cache.get(id(fn))
+        s = self.module.scope_cache.get(id(fn))
         if s is None:
             aliases: dict = {}
             values: dict = {}
@@ -220,7 +248,7 @@ class _Scanner:
                 if sub is not fn and isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                     _collect_scope(sub.body, aliases, values, None, [], False)
             s = _Scope(aliases, values, self.glob)
-            self._scope_cache[id(fn)] = s
+            self.module.scope_cache[id(fn)] = s
         return s
 
     def resolve(self, node, scope: _Scope, depth: int = 0) -> set[str]:
@@ -337,10 +365,7 @@ class _Scanner:
 
     def _scan_node(self, root: ast.AST, scope: _Scope, deferred: bool):
         """Yield (api or None, lineno, [nodes to reach]) for one function/class/value."""
-        parents: dict[int, ast.AST] = {}
-        for p in ast.walk(root):
-            for c in ast.iter_child_nodes(p):
-                parents[id(c)] = p
+        parents = self.module.parents
         for n in ast.walk(root):
             line = getattr(n, "lineno", 0)
             reached = []
@@ -353,7 +378,7 @@ class _Scanner:
                     yield None, line, reached
             if not isinstance(n, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
                 continue
-            parent = parents.get(id(n))
+            parent = None if n is root else parents.get(id(n))
             if isinstance(parent, ast.Attribute) and parent.value is n:
                 continue          # only the longest chain
             if isinstance(parent, ast.Subscript) and parent.value is n and _const_str(parent.slice) is not None:

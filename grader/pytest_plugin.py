@@ -69,6 +69,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    # Nobody reads pytest's own failure report (feedback comes from the exception itself), and
+    # its default "long" style re-parses the test file for every failing frame: ~28 ms a failure.
+    config.option.tbstyle = "native"
     config.addinivalue_line("markers", "grades(function, points=0): the student function a test grades")
     if CONTEXT not in config.stash:
         path = config.getoption("--submission", None)

@@ -154,19 +154,22 @@ def static_bans(exercise: str, source) -> dict:
     (grader side: the source is parsed, never run)."""
     from grader import course
     try:
-        from grader.banned import static_uses
+        from grader.banned_static import parse_module, static_uses
         ex = course.get_exercise(exercise)
     except (ImportError, KeyError):
+        return {}
+    if not any(spec.has_bans for spec in ex.functions.values()):
+        return {}
+    try:
+        module = parse_module(source.text)
+    except SyntaxError:
         return {}
     found = {}
     for name, spec in ex.functions.items():
         if not spec.has_bans:
             continue
-        try:
-            uses = static_uses(source.text, [name], spec.banned, no_autograd=spec.no_autograd,
-                               banned_ops=spec.banned_ops)
-        except SyntaxError:
-            return {}
+        uses = static_uses(module, [name], spec.banned, no_autograd=spec.no_autograd,
+                           banned_ops=spec.banned_ops)
         if uses:
             use = uses[0]
             found[name] = f"{use[1]} (at {source.place(use[2])} of {source.name})"
