@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import signal
 import sys
 import threading
@@ -77,6 +78,13 @@ def _notebook_cells(name: str, text: str) -> list:
     return cells
 
 
+# What IPython's transformer rewrites: escapes at a line's start (%magic, !shell, ?help, /,;
+# autocall), "x = %magic" and "x = !shell", help at a line's end (obj?), pasted prompts, an
+# indented first line (dedented). A cell without any of them is plain Python and skips the
+# transformer (~1 ms of tokenizing a cell).
+_IPYTHON_SYNTAX = re.compile(r"^[ \t]*([%!?/,;]|>>>|In \[)|\?[ \t]*$|=[ \t]*[%!]", re.MULTILINE)
+
+
 def _notebook_source(name: str, text: str) -> Source:
     cells_in = _notebook_cells(name, text)
     from IPython.core.inputtransformer2 import TransformerManager
@@ -95,10 +103,11 @@ def _notebook_source(name: str, text: str) -> Source:
             if not first.split()[0] in _PYTHON_CELL_MAGICS:
                 continue  # another language (%%bash, %%html, ...): not Python
             code = code.lstrip().split("\n", 1)[1] if "\n" in code.lstrip() else ""
-        try:
-            code = transformer.transform_cell(code)
-        except Exception:  # noqa: BLE001 - leave it to the parser to report
-            pass
+        if _IPYTHON_SYNTAX.search(code) or code.lstrip("\r\n")[:1] in (" ", "\t"):
+            try:
+                code = transformer.transform_cell(code)
+            except Exception:  # noqa: BLE001 - leave it to the parser to report
+                pass
         if not code.endswith("\n"):
             code += "\n"
         cells.append((line, number))

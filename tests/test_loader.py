@@ -66,3 +66,33 @@ def test_module_main_guard_and_try_import(tmp_path):
                  "def f():\n    return np is not None\n"
                  "if __name__ == '__main__':\n    raise SystemExit(f())\n")
     assert load(p)["f"]() is True
+
+
+IPYTHON_CELLS = [
+    "x = 1 % 2\nprint(f'{x!r}')\nassert x != 0",          # % and ! that are plain Python
+    "    y = 1\n    z = 2",                                   # indented cell: IPython dedents it
+    "\n\n%time w = 3",                                         # line magic after blank lines
+    "torch.sigmoid?",                                          # help
+    "?torch.sigmoid",
+    "out = %timeit -o 1 + 1",                                  # magic assignment
+    "out = !echo hi",                                          # shell assignment
+    "  !ls\nv = 5",                                            # indented shell escape
+    "/print 1",                                                # autocall escapes
+    ",print a b",
+    ";print a",
+    ">>> a = 1\n>>> b = 2",                                    # pasted prompts
+    "In [1]: c = 3",
+    "def f(x):\n    return x  # what? not help, a comment",
+    "s = 'is this help?'",
+]
+
+
+@pytest.mark.parametrize("cell", IPYTHON_CELLS)
+def test_plain_cells_skip_the_transformer_and_mean_the_same(cell, tmp_path):
+    """Cells that IPython would rewrite still go through its transformer; the others skip it
+    (a speed path) and must come out as the same program."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    expected = TransformerManager().transform_cell(cell)
+    got = loader.read_source(notebook(tmp_path, [("code", cell)])).text
+    expected = expected if expected.endswith("\n") else expected + "\n"
+    assert got.lstrip("\n") == expected.lstrip("\n")   # (IPython also drops leading blank lines)
