@@ -44,6 +44,7 @@ import contextlib
 import gc
 import importlib
 import inspect
+import operator
 import threading
 import types
 from dataclasses import dataclass
@@ -178,16 +179,60 @@ _TYPE_DICT = type.__dict__["__dict__"]
 
 def _installed(owner, attr: str):
     """What ``owner.attr`` holds now, read through the C slots of modules and classes rather than
-    getattr (a student cannot fake them; ~0.3 us a place against ~5 us for
-    inspect.getattr_static, and a guard checks up to ~1,000 places after every call)."""
+    getattr (a student cannot fake them)."""
+    ns = _namespace(owner)
+    return ns.get(attr) if ns is not None else inspect.getattr_static(owner, attr, None)
+
+
+_PLACES_VERSION = [0]   # bumped whenever a stand-in is installed somewhere: cached checks rebuild
+
+
+def _add_place(patch: "_Patch", owner, attr: str, value) -> None:
+    patch.places.append((owner, attr, value))
+    _PLACES_VERSION[0] += 1
+
+
+def _namespace(owner):
+    """The real dict (or a type's live mappingproxy) behind ``owner``'s attributes, or None."""
     kind = type(owner)
     if kind is dict:
-        return owner.get(attr)
+        return owner
     if issubclass(kind, types.ModuleType):
-        return _MODULE_DICT.__get__(owner).get(attr)
+        return _MODULE_DICT.__get__(owner)
     if issubclass(kind, type):
-        return _TYPE_DICT.__get__(owner).get(attr)
-    return inspect.getattr_static(owner, attr, None)
+        return _TYPE_DICT.__get__(owner)
+    return None
+
+
+class _TamperCheck:
+    """Whether every stand-in of some patches is still in place, in a few C-level calls: the
+    places are grouped by namespace, read with one itemgetter each and compared by identity
+    (never ==, which a student's object could answer). Runs after every guarded call."""
+
+    def __init__(self, patches: list):
+        self.version = _PLACES_VERSION[0]
+        groups: dict[int, tuple] = {}
+        self.others = []
+        for p in patches:
+            for owner, attr, value in p.places:
+                ns = _namespace(owner)
+                if ns is None:
+                    self.others.append((owner, attr, value))
+                    continue
+                group = groups.setdefault(id(owner), (ns, [], []))   # owners live as long as we do
+                group[1].append(attr)
+                group[2].append(value)
+        self.groups = [(ns, operator.itemgetter(*attrs, attrs[0]), tuple(values) + (values[0],))
+                       for ns, attrs, values in groups.values()]   # (repeated: always a tuple)
+
+    def intact(self) -> bool:
+        try:
+            for ns, get, values in self.groups:
+                if not all(map(operator.is_, get(ns), values)):
+                    return False
+        except Exception:  # noqa: BLE001 - a stand-in deleted (KeyError) or worse
+            return False
+        return all(inspect.getattr_static(o, a, None) is v for o, a, v in self.others)
 
 
 class _Patch:
@@ -358,6 +403,7 @@ class Guard:
         self.violations: list[str] = []
         self.tampered: list[str] = []
         self._compiled: dict[BanSpec, tuple] = {}
+        self._tamper_checks: dict[int, _TamperCheck] = {}
         self._fn_mode_ids: set[int] = set()       # ids that a TorchFunctionMode can see
 
     # -- installation ------------------------------------------------------
@@ -452,7 +498,7 @@ class Guard:
                 original = getattr(obj, meth)
                 wrapper = _make_function_wrapper(original, key, name)
                 setattr(obj, meth, wrapper)
-                patch.places.append((obj, meth, wrapper))
+                _add_place(patch, obj, meth, wrapper)
             return patch
         if not callable(obj):
             return None
@@ -469,7 +515,7 @@ class Guard:
             except (TypeError, AttributeError):
                 return None
             patch = _Patch(name, obj, key, wrapper, "method")
-            patch.places.append((owner, attr, installed))
+            _add_place(patch, owner, attr, installed)
         else:
             patch = _Patch(name, obj, key, wrapper, "function")
             self._set(patch, owner, attr)
@@ -482,7 +528,7 @@ class Guard:
     def _set(patch: _Patch, owner, attr) -> None:
         try:
             setattr(owner, attr, patch.wrapper)
-            patch.places.append((owner, attr, patch.wrapper))
+            _add_place(patch, owner, attr, patch.wrapper)
         except (TypeError, AttributeError):
             pass
 
@@ -498,7 +544,7 @@ class Guard:
                 p = by_id.get(id(v))
                 if p is not None and v is p.orig:
                     d[k] = p.wrapper
-                    p.places.append((d, k, p.wrapper))
+                    _add_place(p, d, k, p.wrapper)
 
     def _patch_engine(self) -> None:
         try:
@@ -515,7 +561,7 @@ class Guard:
         except (TypeError, AttributeError):  # pragma: no cover
             return
         patch = _Patch(_ENGINE_NAME, engine, key, proxy, "engine")
-        patch.places.append((Variable, "_execution_engine", proxy))
+        _add_place(patch, Variable, "_execution_engine", proxy)
         self._patches[key] = patch
         self._by_name[_ENGINE_NAME] = [patch]
 
@@ -597,7 +643,12 @@ class Guard:
             self.tampered.append(f"the {what} mode could not be removed cleanly")
 
     def _check_tampering(self, watched: list[_Patch]) -> None:
-        for p in watched:
+        check = self._tamper_checks.get(id(watched))
+        if check is None or check.version != _PLACES_VERSION[0]:
+            check = self._tamper_checks[id(watched)] = _TamperCheck(watched)
+        if check.intact():
+            return
+        for p in watched:   # something moved: find it, put it back and say so
             for owner, attr, value in p.places:
                 try:
                     now = _installed(owner, attr)

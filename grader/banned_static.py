@@ -68,16 +68,21 @@ class ParsedModule:
         self.defs: dict[str, ast.AST] = {}
         self.stars: list[str] = []
         _collect_scope(self.tree.body, self.aliases, self.values, self.defs, self.stars, True)
-        self.parents: dict[int, ast.AST] = {}
+        self._parents: dict[int, dict] = {}
         self.user_methods: set[str] = set()
-        for p in ast.walk(self.tree):
-            for c in ast.iter_child_nodes(p):
-                self.parents[id(c)] = p
+        for p in ast.walk(self.tree) if "class" in source else ():   # (a whole walk, most have none)
             if isinstance(p, ast.ClassDef):
                 self.user_methods.update(f.name for f in p.body
                                          if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)))
         self.glob = _Scope(self.aliases, self.values, None)
         self.scope_cache: dict[int, "_Scope"] = {}   # function node -> its scope (parent: glob)
+
+    def parents(self, root: ast.AST) -> dict:
+        """{id(node): parent} inside ``root`` (only what a scan reaches is ever walked)."""
+        got = self._parents.get(id(root))
+        if got is None:
+            got = self._parents[id(root)] = {id(c): p for p in ast.walk(root) for c in ast.iter_child_nodes(p)}
+        return got
 
 
 def parse_module(source: str) -> ParsedModule:
@@ -365,7 +370,7 @@ class _Scanner:
 
     def _scan_node(self, root: ast.AST, scope: _Scope, deferred: bool):
         """Yield (api or None, lineno, [nodes to reach]) for one function/class/value."""
-        parents = self.module.parents
+        parents = self.module.parents(root)
         for n in ast.walk(root):
             line = getattr(n, "lineno", 0)
             reached = []
@@ -378,7 +383,7 @@ class _Scanner:
                     yield None, line, reached
             if not isinstance(n, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
                 continue
-            parent = None if n is root else parents.get(id(n))
+            parent = parents.get(id(n))
             if isinstance(parent, ast.Attribute) and parent.value is n:
                 continue          # only the longest chain
             if isinstance(parent, ast.Subscript) and parent.value is n and _const_str(parent.slice) is not None:
