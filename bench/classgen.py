@@ -224,8 +224,20 @@ def _code(src, **meta):
     return c
 
 
-def course_notebook(base_nb, pick: Pick, extras: bool = True):
-    """The student's notebook: ``base_nb`` (the course's notebook) with their code in the solution cells."""
+def _has_top_level_loop(code: str) -> bool:
+    try:
+        tree = ast.parse(_strip_magics(code))
+    except SyntaxError:
+        return False
+    return any(isinstance(s, (ast.For, ast.While, ast.AsyncFor)) for s in tree.body)
+
+
+def course_notebook(base_nb, pick: Pick, extras: bool = True, demo_loops: bool = True):
+    """The student's notebook: ``base_nb`` (the course's notebook) with their code in the solution cells.
+
+    ``demo_loops=False`` leaves out a collection notebook's own cells that run a loop at top
+    level (its experiments, some of which run for minutes): what remains is what nbgrader
+    must execute anyway, so its time approaches its per-notebook floor."""
     nb = copy.deepcopy(base_nb)
     sol = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
     functions = [c.metadata["nbgrader"]["grade_id"] for c in sol]
@@ -234,6 +246,8 @@ def course_notebook(base_nb, pick: Pick, extras: bool = True):
         # a collection notebook: its own cells, as the student wrote them
         student_nb = nbformat.read(pick.path, as_version=4)
         for c in student_nb.cells:
+            if not demo_loops and c.cell_type == "code" and _has_top_level_loop(c.source):
+                continue
             own_cells.append(_code(c.source) if c.cell_type == "code" else nbformat.v4.new_markdown_cell(c.source))
         pre, defs = "# my work is in the cells below", {}
     else:
@@ -267,7 +281,7 @@ def course_notebook(base_nb, pick: Pick, extras: bool = True):
 
 # ------------------------------------------------------------------ writing
 def write_class(students, exercises, base_notebooks: dict, grader_dir: Path, submitted_dir: Path | None,
-                assignment: str) -> dict:
+                assignment: str, demo_loops: bool = True) -> dict:
     """Writes both sides; returns a manifest {student: {exercise: label}}."""
     if grader_dir.exists():
         shutil.rmtree(grader_dir)
@@ -289,7 +303,7 @@ def write_class(students, exercises, base_notebooks: dict, grader_dir: Path, sub
                 manifest[st.sid][ex] = "missing"
                 continue
             manifest[st.sid][ex] = pick.label
-            nb = course_notebook(base_notebooks[ex], pick)
+            nb = course_notebook(base_notebooks[ex], pick, demo_loops=demo_loops)
             if st.style == "notebook" or (pick.path.suffix == ".ipynb" and not pick.slow):
                 nbformat.write(nb, gdir / f"{ex}.ipynb")
             else:

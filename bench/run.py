@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/run.py [--students N] [--jobs J] [--seed S]
                                   [--skip-nbgrader | --nbgrader-sample K] [--keep DIR]
+                                  [--demo-loops keep|drop]
 
 1. `grader build` writes the nbgrader course (or --course DIR reuses one).
 2. A class of N students is drawn from tests/submissions/ (bench/classgen.py):
@@ -133,6 +134,9 @@ def main(argv=None):
                     help="reuse a course already written by `grader build --out DIR` (copied, not changed)")
     ap.add_argument("--nb-base", choices=("source", "release"), default="source",
                     help="the course notebooks the students' notebooks are built from (default source)")
+    ap.add_argument("--demo-loops", choices=("keep", "drop"), default="keep",
+                    help="collection notebooks' own top-level loops (experiments; some run for minutes, up to "
+                         "nbgrader's cell timeout): keep them (default) or leave them out of both sides' notebooks")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     if args.students < 1:
@@ -178,11 +182,12 @@ def main(argv=None):
     students = classgen.draw_class(args.students, args.seed, exercises)
     staging = work / "nbgrader-submissions"
     manifest = classgen.write_class(students, exercises, base, work / "class", None if args.skip_nbgrader else staging,
-                                    assignment)
+                                    assignment, demo_loops=args.demo_loops == "keep")
     classgen.dump_manifest(manifest, work / "class-manifest.json")
     comp = classgen.describe(students, exercises)
 
     fig("students", args.students)
+    fig("demo_loops", args.demo_loops)
     fig("exercises", len(exercises))
     fig("seed", args.seed)
     fig("jobs", args.jobs)
