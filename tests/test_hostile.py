@@ -2,6 +2,7 @@
 the batch is byte-identical to a batch without it, and nothing is left running."""
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import os
@@ -102,6 +103,9 @@ def test_hostile_batch_is_contained(tmp_path):
     shutil.copytree(honest, mixed)
     for s in snippets:
         _hostile(mixed / f"hostile_{s.stem}", s)
+    # our own interpreters may write bytecode for grader modules they import first; write it all
+    # now, so that any change the digest sees (a planted .pyc included) comes from a student
+    compileall.compile_dir(str(ROOT / "grader"), quiet=1)
     grader_digest = _tree_digest(ROOT / "grader")
     class_digest = _tree_digest(honest)
     pwned = Path("/tmp/gradient-lab-pwned")
