@@ -343,12 +343,6 @@ def _op_name(func) -> str:
 class _DispatchMode(TorchDispatchMode):
     """Flags banned aten ops (any overload, in-place variant too) and ops run by the autograd engine."""
 
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # torch's documented opt-out of wrapping __torch_dispatch__ in torch._disable_dynamo:
-        # that wrapper costs ~4 us on every aten op a guarded function runs, more than the check
-        return False
-
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         st = _STATE
         if st is not None:
