@@ -481,6 +481,19 @@ def test_zygote_holds_no_course_content(pool):
     assert "Threads:\t1\n" in status
 
 
+def test_grading_zygote_is_warm():
+    """What a guarded call loads the first time (the guard, torch._dynamo: ~1 s) is loaded once
+    in the grading zygote, never again in each student's process."""
+    from grader.remote import grading_pool
+    p = grading_pool()
+    try:
+        modules = p.zygote_modules()
+        assert "grader.banned" in modules and "grader.worker" in modules
+        assert "torch._dynamo" in modules
+    finally:
+        p.close()
+
+
 # ------------------------------------------------------------------ lifetime of the pool
 
 def test_close_kills_everything():
