@@ -1,24 +1,30 @@
-"""Where one student's grading time goes (the engine of `grader grade`/`grader batch`).
+"""Where one student's grading time goes, in a batch worker's steady state.
 
     .venv/bin/python bench/profile_student.py [STUDENT_DIR] [--repeat R] [--null-calls N]
 
 STUDENT_DIR holds <exercise>.py|.ipynb (default: the model solutions, so every
-test runs to the end). Grades it in this process with the isolating engine
-(grader.remote.grading_pool + StudentGrading + the hidden suites), timing:
+test runs to the end). The student is graded R times (default 5) by the batch's
+own warm loop (grader.warm: one pytest session, suites collected once, a fresh
+isolated process per grading), in this process, with timers on the engine's
+seams. Figures are the median over gradings 2..R (the first pays one-time
+imports; it is printed as student_first_s):
 
-- zygote_start_s: the sandbox pool's start (fork server, torch imported once);
-  paid once per batch worker, not per student.
-- spawn_ms: pool.spawn of one submission process from the zygote (mean);
-  load_all_files_ms: sending the student's sources and loading them there (mean);
-  one spawn+load per student (again after a timeout or crash).
-- null-call crossing, measured on a stub submission: has_ms (a bare message
-  round trip), call_small_ms (a call with small tensors, encode + socket +
-  decode + the call machinery), call_1mb_ms (a 1 MB tensor out and back).
-- per exercise: suite_s (the hidden suite's tests), in_roundtrip_s (waiting
-  for the submission process: crossing + the student's code), encode_decode_s
-  (grader-side encoding/decoding), calls, roundtrip_mean_ms; the rest of
-  suite_s is the tests' own reference computations and comparisons.
-- pytest_overhead_s: pytest start-up and collection (a batch worker pays it once).
+- zygote_start_s: the sandbox pool's start (fork server, torch and the guard
+  loaded once); paid once per batch worker, not per student.
+- null-call crossing, on a stub submission: has_ms (a bare message round
+  trip), call_small_ms (a call with small tensors: encode + socket + decode +
+  the guard), call_1mb_ms (a 1 MB tensor out and back).
+- per student: student_s (one whole grading), read_source_ms and
+  static_scan_ms (grader side, before any call), spawn_ms (a process from the
+  zygote), load_all_files_ms (sources sent and loaded there), stop_ms (the
+  process killed and gone).
+- per exercise: suite_s (its hidden tests), calls, in_roundtrip_s (waiting for
+  the submission process: crossing + the student's code), encode_decode_s
+  (grader side), tests_own_s (the rest: reference computations, comparisons,
+  pytest's per-test work).
+- overhead_ms: what grading this student costs beyond the tests' own work and
+  the student's code: read_source + static_scan + spawn + load + stop + calls x
+  (call_small_ms - the stub's own run time, ~0).
 
 One figure a line, ``name value``.
 """
@@ -143,16 +149,21 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("student", nargs="?", type=Path, default=None,
                     help="a student's folder (default: the model solutions)")
+    ap.add_argument("--repeat", type=int, default=5, help="gradings of the student (default 5, at least 2)")
     ap.add_argument("--null-calls", type=int, default=200, help="calls per null-call figure (default 200)")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--top", type=int, default=5, help="print the K slowest tests (default 5)")
     args = ap.parse_args(argv)
+    if args.repeat < 2:
+        ap.error("--repeat must be at least 2")
+
+    import contextlib
+    import io
+    import statistics
 
     import torch
-    from grader import course, discover, pytest_plugin, runner
-    from grader.commands.grade import StudentGrading
-    from grader.pytest_plugin import CONTEXT, GradingContext
-    from grader.remote import grading_pool
+    from grader import course, discover, pytest_plugin, remote, runner
+    from grader.warm import _Loop
 
     exercises = [ex.name for ex in course.load_exercises()]
     tmp = None
@@ -170,8 +181,30 @@ def main(argv=None):
     say("loadavg", procmon.loadavg())
 
     instrument()
+    from grader import remote as _remote
+    for name, tag in (("read_source", "read_source"), ("static_bans", "static_scan")):
+        orig = getattr(_remote, name)
+
+        def timed(*a, _orig=orig, _tag=tag, **k):
+            t0 = time.perf_counter()
+            try:
+                return _orig(*a, **k)
+            finally:
+                T[_tag] += time.perf_counter() - t0
+                N[_tag] += 1
+        setattr(_remote, name, timed)
+    orig_stop = remote.StudentProcess.stop
+
+    def stop(self):
+        t0 = time.perf_counter()
+        try:
+            return orig_stop(self)
+        finally:
+            T["stop"] += time.perf_counter() - t0
+    remote.StudentProcess.stop = stop
+
     t0 = time.perf_counter()
-    pool = grading_pool()
+    pool = remote.grading_pool(extra_hide=[str(student_dir)])
     orig_spawn = pool.spawn
 
     def spawn(*a, **k):
@@ -182,60 +215,84 @@ def main(argv=None):
             T["spawn"] += time.perf_counter() - s0
             N["spawn"] += 1
     pool.spawn = spawn
+
+    timer = ItemTimer()
+    runs = []   # one (wall s, timers, counts, per-exercise suite s, items, encode) per grading
+
+    class Conn:
+        """The batch's pipe, played by this script: the same student R times."""
+
+        def __init__(self):
+            self.jobs = [(student_dir.name, {k: str(v) for k, v in files.items()})] * args.repeat + [None]
+            self.t = None
+            self.results = []
+
+        def recv(self):
+            self.t = time.perf_counter()
+            T.clear()
+            N.clear()
+            timer.by_ex.clear(), timer.items.clear(), timer.enc.clear()
+            return self.jobs.pop(0)
+
+        def send(self, msg):
+            if msg[0] == "done":
+                runs.append((time.perf_counter() - self.t, dict(T), dict(N), dict(timer.by_ex),
+                             dict(timer.items), dict(timer.enc)))
+                self.results.append(msg[2])
+            elif msg[0] == "fatal":
+                raise SystemExit(f"grading failed: {msg[2]}")
+
+    conn = Conn()
     try:
         crossing = null_calls(pool, args.null_calls)  # also starts the zygote
         say("zygote_start_s", time.perf_counter() - t0 - sum(crossing.values()) * (args.null_calls + 1) / 1000)
         for k, v in crossing.items():
             say(k, v)
-        T.clear()
-        N.clear()
-
-        timer = ItemTimer()
-
-        class Inject:
-            @pytest.hookimpl(tryfirst=True)
-            def pytest_configure(self, config):
-                config.stash[CONTEXT] = ctx
-
-        g0 = time.perf_counter()
-        with StudentGrading(student_dir.name, files, pool=pool, device="cpu", timeout=args.timeout) as g:
-            ctx = GradingContext(g.provider, device="cpu", seed=0)
-            import contextlib
-            import io
-            with contextlib.redirect_stdout(io.StringIO()):
-                pytest.main(runner.pytest_argv(runner.suite_paths(exercises, "hidden")),
-                            plugins=[Inject(), timer, pytest_plugin])
-            result = g.result(ctx.results)
-        total = time.perf_counter() - g0
+        opts = {"device": "cpu", "timeout": args.timeout, "seed": 0, "exercises": exercises}
+        with contextlib.redirect_stdout(io.StringIO()):
+            pytest.main(["--capture=no", *runner.pytest_argv(runner.suite_paths(exercises, "hidden"))],
+                        plugins=[_Loop(conn, pool, opts), timer, pytest_plugin])
     finally:
         pool.close()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
+    if len(runs) != args.repeat:
+        raise SystemExit(f"only {len(runs)} of {args.repeat} gradings finished")
 
-    say("score", f"{result.score:g}/{result.max_score:g}")
-    say("student_total_s", total)
-    say("spawn_ms", T["spawn"] * 1000 / max(1, N["spawn"]))
-    say("spawns", N["spawn"])
-    starts = sum(T[f"start:{ex}"] for ex in exercises)
-    n_starts = sum(N[f"start:{ex}"] for ex in exercises)
-    say("starts", n_starts)
-    say("load_all_files_ms", (starts - T["spawn"]) * 1000 / max(1, n_starts))
-    items_total = sum(timer.by_ex.values())
-    say("pytest_overhead_s", total - items_total)
+    def med(f):
+        return statistics.median(f(r) for r in runs[1:])
+
+    last = conn.results[-1]
+    score = sum(t["score"] for t in last["tests"])
+    say("score", f"{score:g}/{sum(t['points'] for t in last['tests']):g}")
+    say("repeat", args.repeat)
+    say("student_first_s", runs[0][0])
+    say("student_s", med(lambda r: r[0]))
+    for key, name in (("read_source", "read_source_ms"), ("static_scan", "static_scan_ms"), ("spawn", "spawn_ms"),
+                      ("stop", "stop_ms")):
+        say(name, med(lambda r: r[1].get(key, 0.0)) * 1000)
+    say("spawns", med(lambda r: r[2].get("spawn", 0)))
+    load = med(lambda r: sum(r[1].get(f"start:{ex}", 0.0) for ex in exercises) - r[1].get("spawn", 0.0))
+    say("load_all_files_ms", load * 1000)
+    calls = med(lambda r: sum(r[2].get(f"roundtrip:{ex}", 0) for ex in exercises))
     for ex in exercises:
-        rt = T[f"roundtrip:{ex}"] - T[f"start:{ex}"]
-        calls = N[f"roundtrip:{ex}"]
-        encdec = timer.enc[ex] + T[f"decode:{ex}"]
-        say(f"{ex}_suite_s", timer.by_ex[ex])
-        say(f"{ex}_tests", timer.items[ex])
-        say(f"{ex}_calls", calls)
+        rt = med(lambda r: r[1].get(f"roundtrip:{ex}", 0.0) - r[1].get(f"start:{ex}", 0.0))
+        encdec = med(lambda r: r[5].get(ex, 0.0) + r[1].get(f"decode:{ex}", 0.0))
+        suite = med(lambda r: r[3].get(ex, 0.0))
+        say(f"{ex}_suite_s", suite)
+        say(f"{ex}_tests", runs[-1][4].get(ex, 0))
+        say(f"{ex}_calls", med(lambda r: r[2].get(f"roundtrip:{ex}", 0)))
         say(f"{ex}_in_roundtrip_s", rt)
-        say(f"{ex}_roundtrip_mean_ms", rt * 1000 / max(1, calls))
         say(f"{ex}_encode_decode_s", encdec)
-        say(f"{ex}_start_load_s", T[f"start:{ex}"])
-        say(f"{ex}_tests_own_s", timer.by_ex[ex] - rt - encdec)
+        say(f"{ex}_tests_own_s", suite - rt - encdec)
+    fixed = sum(med(lambda r: r[1].get(k, 0.0)) for k in ("read_source", "static_scan", "stop")) + \
+        med(lambda r: sum(r[1].get(f"start:{ex}", 0.0) for ex in exercises))
+    say("calls", calls)
+    say("overhead_fixed_ms", fixed * 1000)
+    say("overhead_crossing_ms", calls * crossing["call_small_ms"])
+    say("overhead_ms", fixed * 1000 + calls * crossing["call_small_ms"])
     for i, (nodeid, dt) in enumerate(sorted(timer.each.items(), key=lambda kv: -kv[1])[:args.top], 1):
-        say(f"slowest_test_{i}_s", f"{dt:.2f} {nodeid}")
+        say(f"slowest_test_{i}_s", f"{dt:.3f} {nodeid}")
     say("loadavg_after", procmon.loadavg())
 
 
