@@ -343,6 +343,14 @@ def _op_name(func) -> str:
 class _DispatchMode(TorchDispatchMode):
     """Flags banned aten ops (any overload, in-place variant too) and ops run by the autograd engine."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch's documented opt-out of wrapping __torch_dispatch__ in torch._disable_dynamo. The
+        # wrapper imports torch._dynamo on the first op (~0.8 s: a third of a cold `grader check`)
+        # and costs ~4 us on every op after. Sandboxed students still find it loaded: the zygote
+        # imports it (grader/sandbox_preload.py), since their own code may reach it.
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         st = _STATE
         if st is not None:
