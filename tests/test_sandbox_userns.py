@@ -138,7 +138,10 @@ def test_unprivileged_user_namespace_mode():
     child = out["child"]
     assert child["uid"] == NOBODY and child["pid"] == 2
     assert child["secret"] == "FileNotFoundError"
-    assert all(v != "written" for k, v in child.items() if "escape" in k)
+    # A checkout under /tmp shows inside the sandbox as folders of its private /tmp (the kept
+    # paths are bound back into it): a write there lands in the sandbox's own tmpfs. What counts
+    # is that nothing appeared outside (out["escaped"], checked from here).
+    assert all(v != "written" for k, v in child.items() if "escape" in k and not k.startswith("/tmp/")), child
     assert out["escaped"] == []
     assert child["net"] != "connected"
     assert child["forks"] < 40
