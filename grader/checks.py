@@ -113,6 +113,28 @@ def assert_close(actual, expected: torch.Tensor, *, atol: float, rtol: float = 0
     return max_err
 
 
+def all_within(pairs, *, atol: float, rtol: float, dtype=None, device=None) -> float | None:
+    """One vectorized pass over [(got, want)]: the largest error when every ``got`` is a tensor of
+    ``want``'s shape, of ``dtype`` (default: ``want``'s) on ``device``'s type (default: ``want``'s),
+    and within atol + rtol * |want| everywhere (nan and inf never pass here); None otherwise.
+    Callers then run expect_tensor/assert_close on each pair, which decide and explain; this only
+    spares that cost when everything is fine."""
+    got_parts, want_parts = [], []
+    for got, want in pairs:
+        if not (isinstance(got, torch.Tensor) and got.dtype == (dtype or want.dtype) and got.shape == want.shape
+                and got.device.type == (device or want.device).type):
+            return None
+        got_parts.append(got.detach().reshape(-1).to("cpu", torch.float64))
+        want_parts.append(want.detach().reshape(-1).to("cpu", torch.float64))
+    if not got_parts:
+        return 0.0
+    a, e = torch.cat(got_parts), torch.cat(want_parts)
+    err = (a - e).abs()
+    if not bool((err <= atol + rtol * e.abs()).all()):
+        return None
+    return float(err.max()) if err.numel() else 0.0
+
+
 def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     a = actual.detach().to("cpu", torch.float64)
     e = expected.detach().to("cpu", torch.float64)

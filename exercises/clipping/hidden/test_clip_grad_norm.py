@@ -29,7 +29,7 @@ import math
 import pytest
 import torch
 
-from grader.checks import assert_close, cached, check, expect_tensor
+from grader.checks import all_within, assert_close, cached, check, expect_tensor
 from grader.errors import StudentException
 from grader.protocol import Iter
 
@@ -84,27 +84,6 @@ def expected_grads(grads, norm64, max_norm):
     return [g.double() * mid for g in grads], (c_hi - c_lo) / (2 * mid)
 
 
-def within(pairs, *, atol, rtol):
-    """One vectorized pass over [(got, want)]: the largest error when every ``got`` is a tensor of
-    ``want``'s shape, dtype and device type, and within atol + rtol * |want| everywhere (nan and inf
-    never pass here); None otherwise. Callers then run assert_close on each pair, which decides and
-    explains; this only spares that cost when everything is fine."""
-    got_parts, want_parts = [], []
-    for got, want in pairs:
-        if not (isinstance(got, torch.Tensor) and got.dtype == want.dtype and got.shape == want.shape
-                and got.device.type == want.device.type):
-            return None
-        got_parts.append(got.detach().reshape(-1).to("cpu", torch.float64))
-        want_parts.append(want.detach().reshape(-1).to("cpu", torch.float64))
-    if not got_parts:
-        return 0.0
-    a, e = torch.cat(got_parts), torch.cat(want_parts)
-    err = (a - e).abs()
-    if not bool((err <= atol + rtol * e.abs()).all()):
-        return None
-    return float(err.max()) if err.numel() else 0.0
-
-
 def reference(rng, tag, case, params, norm_type, max_norm=None):
     """(float64 total norm, expected gradients in the parameters' dtype, band), computed once per
     worker: the parameters are a function of the test's rng state, which ``(tag, case, seed)`` names.
@@ -149,7 +128,7 @@ def check_call(student, params, max_norm, norm_type, error_if_nonfinite, what, a
           what=f"gradients after the call ({what})",
           detail=f"{len(post)} parameters have a .grad afterwards, expected {len(grads)}",
           hint="scale the existing .grad tensors; leave parameters whose .grad is None alone")
-    err = within(zip(post, exp), atol=0.0, rtol=band + RTOL[dtype])
+    err = all_within(zip(post, exp), atol=0.0, rtol=band + RTOL[dtype])
     if err is not None:
         check(True, what=f"the {len(exp)} gradients after clipping ({what}, norm_type={nt}, "
                          f"{'clipped' if clipped else 'not clipped'}): largest error {err:.3g} "

@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from grader.checks import assert_close, cached, check, expect_tensor
+from grader.checks import all_within, assert_close, cached, check, expect_tensor
 
 FN = "lstm_cell"
 BIASES = [(True, True), (False, False), (True, False), (False, True)]
@@ -64,28 +64,6 @@ def label(inputs):
             f"bias_ih {'given' if b_ih is not None else 'None'}, bias_hh {'given' if b_hh is not None else 'None'}")
 
 
-def within(pairs, *, atol, rtol, dtype, device):
-    """One vectorized pass over [(got, want)]: the largest error when every ``got`` is a tensor of
-    ``want``'s shape, of ``dtype`` on ``device``, and within atol + rtol * |want| everywhere (nan and
-    inf never pass here); None otherwise. Callers then run assert_close on each pair, which decides
-    and explains; this only spares that cost when everything is fine."""
-    got_parts, want_parts = [], []
-    for got, want in pairs:
-        if not (isinstance(got, torch.Tensor) and got.dtype == dtype and got.shape == want.shape
-                and got.device.type == device.type):
-            return None
-        got_parts.append(got.detach().reshape(-1))
-        want_parts.append(want.detach().reshape(-1))
-    if not got_parts:
-        return 0.0
-    a = torch.cat(got_parts).to("cpu", torch.float64)
-    e = torch.cat(want_parts).to("cpu", torch.float64)
-    err = (a - e).abs()
-    if not bool((err <= atol + rtol * e.abs()).all()):
-        return None
-    return float(err.max()) if err.numel() else 0.0
-
-
 def passed(what, err, atol, rtol):
     check(True, what=f"{what}: largest error {err:.3g} (allowed atol {atol:.3g}"
                      + (f", rtol {rtol:.3g})" if rtol else ")"))
@@ -94,7 +72,7 @@ def passed(what, err, atol, rtol):
 def check_outputs(value, ref, dtype, device, what):
     check(isinstance(value, (tuple, list)) and len(value) == 2, what=f"lstm_cell's return value ({what})",
           detail=f"got {type(value).__name__}", hint="return the pair (h_next, c_next)")
-    err = within(zip(value, ref), atol=TOL[dtype], rtol=0, dtype=dtype, device=device)
+    err = all_within(zip(value, ref), atol=TOL[dtype], rtol=0, dtype=dtype, device=device)
     if err is not None:
         passed(f"h_next and c_next against torch.nn.LSTMCell ({what})", err, TOL[dtype], 0)
         return
@@ -153,7 +131,7 @@ def gradient_cases(student, device, rng, dtype, tag, biases=BIASES):
         ref = cached((FN, tag, seed, k, device.type), lambda: _gradient_ref(inputs64, wrt, g_h, g_c))
         what = f"{dtype}, {label(inputs64)}"
         grads = out.grads if isinstance(out.grads, list) and len(out.grads) == len(wrt) else None
-        err = None if grads is None else within(zip(grads, ref), atol=tol, rtol=tol, dtype=dtype, device=device)
+        err = None if grads is None else all_within(zip(grads, ref), atol=tol, rtol=tol, dtype=dtype, device=device)
         if err is not None:
             passed(f"autograd's gradients with respect to {', '.join(NAMES[p] for p in wrt)} through your "
                    f"lstm_cell, against torch.nn.LSTMCell's ({what})", err, tol, tol)
@@ -271,7 +249,7 @@ def test_gradient_through_50_steps(student, device, rng):
     R = 2 * H
     want = [t[1:, :, None, :].expand(STEPS, N, R, H).reshape(-1, H) for t in (hs, cs)]
     what = f"h_next and c_next of your lstm_cell at each of the {STEPS} steps (on torch.nn.LSTMCell's states)"
-    err = within(zip(value, want), atol=1e-10, rtol=0, dtype=torch.float64, device=device)
+    err = all_within(zip(value, want), atol=1e-10, rtol=0, dtype=torch.float64, device=device)
     if err is not None:
         passed(what, err, 1e-10, 0)
     else:

@@ -14,7 +14,7 @@ calls: see test_backward_through_50_steps.
 import pytest
 import torch
 
-from grader.checks import assert_close, cached, check, expect_tensor
+from grader.checks import all_within, assert_close, cached, check, expect_tensor
 
 FN = "lstm_cell_backward"
 BIASES = [(True, True), (False, False), (True, False), (False, True)]
@@ -65,28 +65,6 @@ def label(inputs):
             f"bias_ih {'given' if b_ih is not None else 'None'}, bias_hh {'given' if b_hh is not None else 'None'}")
 
 
-def within(pairs, *, atol, rtol, dtype, device):
-    """One vectorized pass over [(got, want)]: the largest error when every ``got`` is a tensor of
-    ``want``'s shape, of ``dtype`` on ``device``, and within atol + rtol * |want| everywhere (nan and
-    inf never pass here); None otherwise. Callers then run expect_tensor and assert_close on each
-    pair, which decide and explain; this only spares that cost when everything is fine."""
-    got_parts, want_parts = [], []
-    for got, want in pairs:
-        if not (isinstance(got, torch.Tensor) and got.dtype == dtype and got.shape == want.shape
-                and got.device.type == device.type):
-            return None
-        got_parts.append(got.detach().reshape(-1))
-        want_parts.append(want.detach().reshape(-1))
-    if not got_parts:
-        return 0.0
-    a = torch.cat(got_parts).to("cpu", torch.float64)
-    e = torch.cat(want_parts).to("cpu", torch.float64)
-    err = (a - e).abs()
-    if not bool((err <= atol + rtol * e.abs()).all()):
-        return None
-    return float(err.max()) if err.numel() else 0.0
-
-
 def check_backward(value, ref, dtype, device, what):
     check(isinstance(value, (tuple, list)) and len(value) == 7, what=f"lstm_cell_backward's return value ({what})",
           detail=f"got {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""),
@@ -94,7 +72,7 @@ def check_backward(value, ref, dtype, device, what):
                "grad_bias_ih, grad_bias_hh)")
     if all((got is None) == (want is None) for got, want in zip(value, ref)):
         pairs = [(got, want) for got, want in zip(value, ref) if want is not None]
-        err = within(pairs, atol=TOL[dtype], rtol=TOL[dtype], dtype=dtype, device=device)
+        err = all_within(pairs, atol=TOL[dtype], rtol=TOL[dtype], dtype=dtype, device=device)
         if err is not None:
             check(True, what=f"the {len(pairs)} gradients against autograd through torch.nn.LSTMCell ({what}): "
                              f"largest error {err:.3g} (allowed atol {TOL[dtype]:.3g}, rtol {TOL[dtype]:.3g})")
