@@ -85,3 +85,7 @@ class ProtocolError(StudentError):
 
 class Interrupt(BaseException):
     """Raised into student code by the grader's own timer; never reported as the student's exception."""
+
+
+class GraderFailure(RuntimeError):
+    """The grader itself cannot go on (not the student's fault): grading stops with this error."""

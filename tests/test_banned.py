@@ -1,4 +1,4 @@
-"""The banned-API guard (grader.banned): runtime routes, what stays allowed, static scan.
+"""The banned-API guard (grader.student.guard) and static scan (grader.grading.static_scan): runtime routes, what stays allowed, static scan.
 
 The guard patches torch for the whole process (as it does in a student's process);
 outside an active block every patched callable behaves like the original.
@@ -11,7 +11,10 @@ import warnings
 import pytest
 import torch
 
-from grader.banned import BannedAPI, BanSpec, Guard, static_uses
+from grader.bans import BanSpec
+from grader.errors import BannedAPI
+from grader.grading.static_scan import static_uses
+from grader.student.guard import Guard
 
 # forward-AD routes make torch load its jit-scripted decompositions, which warn
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -189,8 +192,15 @@ def test_spec_normalisation_and_misc(guard):
     s = BanSpec(banned_ops=["aten.sigmoid.default", "aten::tanh.out", "relu"])
     assert s.banned_ops == ("aten::sigmoid", "aten::tanh", "aten::relu")
     assert not BanSpec() and BanSpec(no_autograd=True)
-    assert BanSpec.from_table({"banned": ["torch.sigmoid"], "no_autograd": True}) == \
+    assert BanSpec.from_plain({"banned": ["torch.sigmoid"], "no_autograd": True}) == \
         BanSpec(["torch.sigmoid"], (), True)
+    assert BanSpec.from_plain(BanSpec(["torch.tanh"], ["aten::tanh"]).to_plain()) == BanSpec(["torch.tanh"], ["tanh"])
+    # an exercise's [bans] table is inherited unless a function opts out
+    ex = {"banned": ["torch.sigmoid"], "banned_ops": ["aten::sigmoid"]}
+    assert BanSpec.from_tables(ex, {"no_autograd": True}) == BanSpec(["torch.sigmoid"], ["aten::sigmoid"], True)
+    assert BanSpec.from_tables(ex, {"inherit_bans": False}) == BanSpec()
+    assert BanSpec.from_tables(ex, {"banned": ["torch.tanh"]}) == BanSpec(["torch.sigmoid", "torch.tanh"],
+                                                                          ["aten::sigmoid"])
     with guard.active(SIG):
         with pytest.raises(RuntimeError):
             with guard.active(SIG):

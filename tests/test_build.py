@@ -21,18 +21,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-COURSE = tomllib.loads((ROOT / "course.toml").read_text())
-ASSIGNMENT = COURSE["course"]["assignment"]
-ALL_EXERCISES = COURSE["course"]["exercises"]
-POINTS = COURSE["course"]["points_per_exercise"]
+from grader import course as coursemod
 
-runner = pytest.importorskip("grader.runner", reason="the grading engine (grader.runner) is not there yet")
+ROOT = Path(__file__).resolve().parent.parent
+THE_COURSE = coursemod.installed()
+COURSE = THE_COURSE.config
+ASSIGNMENT = COURSE["course"]["assignment"]
+ALL_EXERCISES = THE_COURSE.names
+POINTS = COURSE["course"]["points_per_exercise"]
 
 
 def _ready(name: str) -> bool:
-    hidden = ROOT / "exercises" / name / "hidden"
-    return (ROOT / "reference" / f"{name}.py").is_file() and any(hidden.glob("test_*.py"))
+    ex = THE_COURSE.exercise(name)
+    return ex.reference.is_file() and any(ex.suite("hidden").glob("test_*.py"))
 
 
 READY = [e for e in ALL_EXERCISES if _ready(e)]
@@ -42,7 +43,6 @@ def _env() -> dict:
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # nbgrader runs alembic
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")          # the kernel imports grader
-    env["GRADIENT_LAB_ROOT"] = str(ROOT)
     return env
 
 
@@ -50,9 +50,9 @@ def _env() -> dict:
 def built(tmp_path_factory):
     if not READY:
         pytest.skip("no exercise has a reference and a hidden suite yet")
-    from grader.build import build_course
+    from grader.assign import build_course
     out = tmp_path_factory.mktemp("course")
-    summary = build_course(out, ROOT, exercises=READY)
+    summary = build_course(out, THE_COURSE, exercises=READY)
     return out, summary
 
 
@@ -77,27 +77,26 @@ def test_course_layout(built):
         assert (out / "release" / ASSIGNMENT / f"{name}.ipynb").is_file()
     # students get the notebooks and the public suites (for `grader check`), nothing else
     rel = out / "release" / ASSIGNMENT
-    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises"])
+    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises", "course.toml"])
     for name in READY:
         shipped = sorted(p.relative_to(rel / "exercises" / name).as_posix()
                          for p in (rel / "exercises" / name).rglob("*") if p.is_file())
         public = sorted("public/" + p.name for p in (ROOT / "exercises" / name / "public").glob("*.py"))
         assert shipped == sorted(["exercise.toml"] + public), shipped
-    assert not list(rel.rglob("hidden")) and not list(rel.rglob("reference"))
+    assert not list(rel.rglob("hidden")) and not list(rel.rglob("reference*"))
 
 
 def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
-    from grader.build.builder import leak_report
-    from grader.build.reference import load_reference
-    from grader.course import get_exercise
+    from grader.assign.builder import leak_report
+    from grader.assign.reference import load_reference
     out, _ = built
     for name in READY:
         rel = _nb(out / "release" / ASSIGNMENT / f"{name}.ipynb")
         text = json.dumps(rel)
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "run_hidden_test", "nbgrader_bridge"):
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "run_hidden_test", "nbgrader_cells"):
             assert marker not in text, f"{name}: release contains {marker!r}"
-        fns = list(get_exercise(name).functions)
-        assert leak_report(rel, load_reference(ROOT / "reference" / f"{name}.py"), fns) == []
+        fns = list(THE_COURSE.exercise(name).functions)
+        assert leak_report(rel, load_reference(THE_COURSE.exercise(name).reference), fns) == []
         for fn in fns:
             cells = [c for c in rel.cells if _nbg(c).get("grade_id") == fn]
             assert len(cells) == 1, f"{name}: one solution cell for {fn}"
@@ -111,11 +110,11 @@ def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
 
 
 def test_source_solutions_come_from_reference(built):
-    from grader.build.reference import load_reference
+    from grader.assign.reference import load_reference
     out, _ = built
     for name in READY:
         src = _nb(out / "source" / ASSIGNMENT / f"{name}.ipynb")
-        ref = load_reference(ROOT / "reference" / f"{name}.py")
+        ref = load_reference(THE_COURSE.exercise(name).reference)
         for fn, f in ref.functions.items():
             cells = [c for c in src.cells if _nbg(c).get("grade_id") == fn]
             if not cells:
@@ -161,18 +160,8 @@ def test_source_notebooks_pass_nbgrader_validate(built):
 
 def _grader_points(submission_dir: Path) -> dict:
     """{exercise: score} from the grader's own engine on the same notebooks."""
-    from grader.submission import FailedSubmission, LocalSubmission
-    from grader.errors import LoadError
-    scores = {}
-    for name in READY:
-        path = submission_dir / f"{name}.ipynb"
-        try:
-            sub = LocalSubmission.from_file(name, path)
-        except LoadError as exc:
-            sub = FailedSubmission(name, exc)
-        results = runner.run_suite(name, sub, which="hidden")
-        scores[name] = round(sum(r.score for r in results), 6)
-    return scores
+    from grader.grading.session import grade_file
+    return {name: round(grade_file(THE_COURSE, name, submission_dir / f"{name}.ipynb").score, 6) for name in READY}
 
 
 @pytest.mark.slow

@@ -44,7 +44,7 @@ def test_cuda_without_gpu_is_a_clear_error():
 
 
 def test_check_reports_bad_files_and_checks_the_rest(tmp_path):
-    shutil.copy(ROOT / "reference" / "clipping.py", tmp_path / "clipping.py")
+    shutil.copy(ROOT / "exercises" / "clipping" / "reference.py", tmp_path / "clipping.py")
     (tmp_path / "sigmoid_stack.ipynb").write_text("{ this is not json")
     (tmp_path / "notes.py").write_text("x = 1\n")
     run = grader("check", str(tmp_path / "clipping.py"), str(tmp_path / "sigmoid_stack.ipynb"),
@@ -57,7 +57,7 @@ def test_check_reports_bad_files_and_checks_the_rest(tmp_path):
 
 
 def test_check_names_the_buggy_function(tmp_path):
-    bug = ROOT / "tests" / "submissions" / "sigmoid_stack" / "buggy" / "backward_bias_not_summed.py"
+    bug = ROOT / "exercises" / "sigmoid_stack" / "collections" / "buggy" / "backward_bias_not_summed.py"
     shutil.copy(bug, tmp_path / "sigmoid_stack.py")
     run = grader("check", "--device", "cpu", cwd=tmp_path)
     assert run.returncode == 1
@@ -68,7 +68,7 @@ def test_check_names_the_buggy_function(tmp_path):
 def test_grade_writes_gradescope_json_and_grades_a_broken_file(tmp_path):
     student = tmp_path / "stu"
     student.mkdir()
-    shutil.copy(ROOT / "reference" / "clipping.py", student / "clipping.py")
+    shutil.copy(ROOT / "exercises" / "clipping" / "reference.py", student / "clipping.py")
     (student / "lstm_cell.py").write_text("def lstm_cell(:\n")
     run = grader("grade", str(student), "--json", str(tmp_path / "r.json"), "--device", "cpu", "--timeout", "60")
     assert run.returncode == 0, run.stderr

@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import functools
 import time
-import tomllib
 from pathlib import Path
 
 import pytest
 import torch
 
-from grader.testing import results_file, score_results
+from grader import course as coursemod
+from grader.grading.session import grade_file, scores_by_function
 
-ROOT = Path(__file__).resolve().parents[1]
-EXERCISES = ["clipping", "initializers", "lstm_cell", "sigmoid_stack"]
+COURSE = coursemod.installed()
+EXERCISES = COURSE.names
 
 
 def _collection(ex):
-    folder = ROOT / "tests" / "submissions" / ex
-    correct = sorted(p for p in (folder / "correct").iterdir() if p.suffix in (".py", ".ipynb"))
-    return correct, sorted((folder / "buggy").glob("*.py"))
+    e = COURSE.exercise(ex)
+    return e.collection("correct"), [p for p in e.collection("buggy") if p.suffix == ".py"]
 
 
 CORRECT = [(ex, p) for ex in EXERCISES for p in _collection(ex)[0]]
@@ -32,7 +31,7 @@ BUGGY = [(ex, p) for ex in EXERCISES for p in _collection(ex)[1]]
 
 
 def functions(ex) -> dict:
-    return tomllib.loads((ROOT / "exercises" / ex / "exercise.toml").read_text())["functions"]
+    return {name: {"points": f.points} for name, f in COURSE.exercise(ex).functions.items()}
 
 
 def _id(case) -> str:
@@ -50,11 +49,11 @@ def _one_thread():
 
 @functools.lru_cache(maxsize=None)
 def results(ex: str, path: Path, seed: int = 0, which: str = "hidden"):
-    return tuple(results_file(ex, path, which=which, seed=seed))
+    return tuple(grade_file(COURSE, ex, path, which=which, seed=seed).tests)
 
 
 def scores(ex: str, path: Path, seed: int = 0, which: str = "hidden") -> dict:
-    return score_results(results(ex, path, seed, which))
+    return scores_by_function(results(ex, path, seed, which))
 
 
 def bug_of(path: Path) -> tuple[str, str]:
@@ -87,12 +86,12 @@ def test_collection_shape(ex):
 def test_reference_scores_full(ex, which):
     """The model solution passes every public and hidden test."""
     FUNCTIONS = functions(ex)
-    res = results(ex, ROOT / "reference" / f"{ex}.py", 0, which)
+    res = results(ex, COURSE.exercise(ex).reference, 0, which)
     assert res, f"no {which} tests ran"
     bad = [f"{r.name}: {r.output}" for r in res if not r.passed]
     assert not bad, "\n".join(bad)
     if which == "hidden":
-        got = score_results(res)
+        got = scores_by_function(res)
         assert got == {fn: (float(f["points"]), float(f["points"])) for fn, f in FUNCTIONS.items()}
     else:
         assert {r.function for r in res} == set(FUNCTIONS), "every function has a public check"

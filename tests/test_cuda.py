@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.commands.grade import grade_folder
+from grader import course as coursemod
+from grader.grading.session import grade_folder
 
-ROOT = Path(__file__).resolve().parent.parent
-EXERCISES = ["clipping", "initializers", "lstm_cell", "sigmoid_stack"]
+COURSE = coursemod.installed()
+EXERCISES = COURSE.names
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
@@ -18,19 +19,19 @@ def test_references_score_full_marks_on_cuda(tmp_path):
     student = tmp_path / "ref"
     student.mkdir()
     for ex in EXERCISES:
-        shutil.copy(ROOT / "reference" / f"{ex}.py", student / f"{ex}.py")
-    result = grade_folder(student, device="cuda", timeout=300)
+        shutil.copy(COURSE.exercise(ex).reference, student / f"{ex}.py")
+    result = grade_folder(COURSE, student, device="cuda", timeout=300)
     failed = [f"{t.name}: {t.output}" for t in result.tests if not t.passed]
-    assert result.score == 100, failed
+    assert result.score == result.max_score, failed
 
 
 def test_a_cpu_only_answer_fails_on_cuda(tmp_path):
     student = tmp_path / "cpu_only"
     student.mkdir()
     (student / "sigmoid_stack.py").write_text(
-        (ROOT / "reference" / "sigmoid_stack.py").read_text()
+        COURSE.exercise("sigmoid_stack").reference.read_text()
         + "\n_ref_sigmoid = sigmoid\n\ndef sigmoid(x):\n    return _ref_sigmoid(x.cpu())\n")
-    result = grade_folder(student, device="cuda", timeout=300)
+    result = grade_folder(COURSE, student, device="cuda", timeout=300)
     sig = [t for t in result.tests if t.function == "sigmoid"]
     assert sig and not any(t.passed for t in sig)
     assert any("device" in t.output for t in sig)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HOSTILE = ROOT / "tests" / "submissions" / "hostile"
-EXERCISES = ["clipping", "initializers", "lstm_cell", "sigmoid_stack"]
+HOSTILE = ROOT / "tests" / "hostile"
+EXERCISES = ["sigmoid_stack", "initializers", "clipping", "lstm_cell"]
 TIMEOUT = "40"   # per student; the per-call cap is a sixth of it
 
 
@@ -31,13 +31,13 @@ def _meta(path: Path) -> dict:
 def _honest(folder: Path) -> None:
     folder.mkdir(parents=True)
     for ex in EXERCISES:
-        shutil.copy(ROOT / "reference" / f"{ex}.py", folder / f"{ex}.py")
+        shutil.copy(ROOT / "exercises" / ex / "reference.py", folder / f"{ex}.py")
 
 
 def _hostile(folder: Path, snippet: Path) -> None:
     _honest(folder)
     ex = _meta(snippet)["EXERCISE"]
-    text = (ROOT / "reference" / f"{ex}.py").read_text() + "\n\n" + snippet.read_text()
+    text = (ROOT / "exercises" / ex / "reference.py").read_text() + "\n\n" + snippet.read_text()
     (folder / f"{ex}.py").write_text(text)
 
 
@@ -89,7 +89,7 @@ def _csv_rows(out: Path, student: str | None = None) -> list:
     return [r for r in rows if student is None or r.startswith(student + ",")]
 
 
-pytestmark = pytest.mark.skipif(not all((ROOT / "reference" / f"{e}.py").exists() for e in EXERCISES),
+pytestmark = pytest.mark.skipif(not all((ROOT / "exercises" / e / "reference.py").exists() for e in EXERCISES),
                                 reason="reference solutions missing")
 
 
@@ -160,7 +160,7 @@ def test_hostile_batch_is_contained(tmp_path):
 def test_same_class_twice_gives_identical_grades(tmp_path):
     subs = tmp_path / "class"
     _honest(subs / "alice")
-    buggy = ROOT / "tests" / "submissions" / "clipping" / "buggy"
+    buggy = ROOT / "exercises" / "clipping" / "collections" / "buggy"
     bug = sorted(buggy.glob("*.py"))[0]
     _honest(subs / "bob o'neil é")
     shutil.copy(bug, subs / "bob o'neil é" / "clipping.py")

@@ -2,8 +2,9 @@
 import nbformat
 import pytest
 
-from grader import loader
 from grader.errors import LoadError
+from grader.grading.reading import read_source
+from grader.student import execute
 
 
 def notebook(tmp_path, cells, name="ex.ipynb"):
@@ -16,7 +17,7 @@ def notebook(tmp_path, cells, name="ex.ipynb"):
 
 
 def load(path):
-    return loader.exec_source(loader.read_source(path))
+    return execute.load(read_source(path)).namespace
 
 
 def test_notebook_definitions_magics_and_demo_cells(tmp_path):
@@ -48,7 +49,7 @@ def test_invalid_notebooks(tmp_path, raw, why):
     p = tmp_path / "ex.ipynb"
     p.write_bytes(raw)
     with pytest.raises(LoadError) as e:
-        loader.read_source(p)
+        read_source(p)
     assert why in str(e.value)
 
 
@@ -93,6 +94,6 @@ def test_plain_cells_skip_the_transformer_and_mean_the_same(cell, tmp_path):
     (a speed path) and must come out as the same program."""
     from IPython.core.inputtransformer2 import TransformerManager
     expected = TransformerManager().transform_cell(cell)
-    got = loader.read_source(notebook(tmp_path, [("code", cell)])).text
+    got = read_source(notebook(tmp_path, [("code", cell)])).text
     expected = expected if expected.endswith("\n") else expected + "\n"
     assert got.lstrip("\n") == expected.lstrip("\n")   # (IPython also drops leading blank lines)

@@ -484,11 +484,13 @@ def test_zygote_holds_no_course_content(pool):
 def test_grading_zygote_is_warm():
     """What a guarded call loads the first time (the guard, torch._dynamo: ~1 s) is loaded once
     in the grading zygote, never again in each student's process."""
-    from grader.remote import grading_pool
-    p = grading_pool()
+    from grader import course
+    from grader.grading.remote import grading_pool
+    p = grading_pool(course.installed())
     try:
         modules = p.zygote_modules()
-        assert "grader.banned" in modules and "grader.worker" in modules
+        assert "grader.student.guard" in modules and "grader.student.serve" in modules
+        assert not any(m.startswith("grader.grading") for m in modules), "the grader's side never enters it"
         assert "torch._dynamo" in modules
     finally:
         p.close()

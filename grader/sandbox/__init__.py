@@ -7,7 +7,7 @@ in the child (``entry``) and what is hidden from it (``hide``).
 from grader.sandbox import SandboxPool, Limits, Child, SandboxError
 pool = SandboxPool(preload=("torch",), hide=[exercises_dir, reference_dir, tests_dir, subs_dir, out_dir],
                    keep=(), jobs=N)    # jobs: informational; any number of threads may spawn at once
-child = pool.spawn(entry="grader.worker:serve", files={"student.py": b"..."}, limits=Limits(...), env={})
+child = pool.spawn(entry="grader.student.serve:serve", files={"student.py": b"..."}, limits=Limits(...), env={})
 child.conn                     # our end of a connected AF_UNIX SOCK_STREAM socket; entry(conn) gets the other
 child.alive()                  # non-blocking
 child.wait(timeout)            # True once the whole sandbox is gone
@@ -25,7 +25,8 @@ pool.zygote_modules()          # {module: file} the zygote has imported (audit t
 pool.close()                   # kills all children and the zygote; also at exit and on SIGTERM
 ```
 
-Other ``SandboxPool`` arguments: ``keep`` (paths bound back inside hidden ones;
+Other ``SandboxPool`` arguments: ``init`` (``("module:function", plain data)``, called once in
+the zygote after ``preload``: warm-up work every child shares), ``keep`` (paths bound back inside hidden ones;
 the python prefixes and the grader package are always kept), ``hide_home``
 (default True: the owner's home is hidden), ``uid_base`` (61000),
 ``force_mode="none"`` (tests of the fallback). Only the process that created a

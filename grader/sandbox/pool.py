@@ -19,7 +19,7 @@ from . import channel
 from .child_setup import EXIT_MEMORY, EXIT_SETUP
 from .limits import Limits
 
-_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "TZ", "GRADIENT_LAB_ROOT")
+_PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "TZ")
 _THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1"}
 _GRADER_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,7 +32,7 @@ class SandboxError(RuntimeError):
 class SandboxPool:
     """A zygote fork server and the children spawned from it. Thread-safe."""
 
-    def __init__(self, preload=("torch",), hide=(), *, keep=(), jobs: int = 1, hide_home: bool = True,
+    def __init__(self, preload=("torch",), hide=(), *, init=None, keep=(), jobs: int = 1, hide_home: bool = True,
                  uid_base: int = 61000, python: str = sys.executable, start_timeout: float = 120.0,
                  force_mode: str | None = None):
         self.jobs = jobs
@@ -66,7 +66,7 @@ class SandboxPool:
         theirs.close()
         self._ctl = ours
         try:
-            channel.send(ours, {"preload": list(preload), "force_mode": force_mode})
+            channel.send(ours, {"preload": list(preload), "init": init, "force_mode": force_mode})
             ours.settimeout(start_timeout)
             hello, _ = channel.recv(ours)
             ours.settimeout(None)

@@ -39,6 +39,10 @@ def main(argv: list[str]) -> None:
     config = channel.recv(ctl)[0]
     for name in config["preload"]:
         importlib.import_module(name)
+    if config.get("init"):   # ("module:function", plain data): warm-up work shared by every child
+        target, arg = config["init"]
+        module, _, func = target.partition(":")
+        getattr(importlib.import_module(module), func)(arg)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     mode = config["force_mode"] or child_setup.probe_mode()

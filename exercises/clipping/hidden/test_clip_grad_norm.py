@@ -18,7 +18,7 @@ rtol 3e-6 (correct implementations measured up to 3e-7; see tests/test_collectio
 
 Speed (a class is graded in a warm worker): torch's references depend only on the inputs,
 which are drawn from the test's ``rng`` (a function of the grading seed and the test), so they
-are computed once per worker with ``grader.checks.cached`` under a key built from
+are computed once per worker with ``grader.grading.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. The random
 parameter sets have at least two gradients (a single tensor has its own test), so every norm
 type meets a multi-tensor combination in the fewest calls, and every third set has a
@@ -29,7 +29,7 @@ import math
 import pytest
 import torch
 
-from grader.checks import all_within, assert_close, cached, check, expect_tensor
+from grader.grading.checks import all_within, assert_close, cached, check, expect_tensor
 from grader.errors import StudentException
 from grader.protocol import Iter
 

@@ -1,12 +1,12 @@
 """Hidden tests of clip_grad_value_ (6 points). Clamping is exact: results must equal torch's.
 
 torch's clamped gradients depend only on inputs drawn from the test's ``rng``: they are computed
-once per worker with ``grader.checks.cached`` (key: ``rng.initial_seed()`` and the case).
+once per worker with ``grader.grading.checks.cached`` (key: ``rng.initial_seed()`` and the case).
 """
 import pytest
 import torch
 
-from grader.checks import assert_close, cached, check
+from grader.grading.checks import assert_close, cached, check
 from grader.protocol import Iter
 
 FN = "clip_grad_value_"

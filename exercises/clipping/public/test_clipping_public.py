@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from grader.checks import assert_close, check, expect_tensor
+from grader.grading.checks import assert_close, check, expect_tensor
 
 
 def _params(rng, device, scale):

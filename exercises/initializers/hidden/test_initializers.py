@@ -49,7 +49,7 @@ import zlib
 import pytest
 import torch
 
-from grader.checks import assert_number, cached, check, check_raises, expect_tensor
+from grader.grading.checks import assert_number, cached, check, check_raises, expect_tensor
 from grader.errors import StudentError, StudentException
 from grader.protocol import Gen
 

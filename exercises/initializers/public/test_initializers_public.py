@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from grader.checks import assert_number, check, check_raises, expect_tensor
+from grader.grading.checks import assert_number, check, check_raises, expect_tensor
 from grader.protocol import Gen
 
 

@@ -8,7 +8,7 @@ measured on correct implementations (see tests/test_collection_lstm_cell.py).
 
 Speed (a class is graded in a warm worker): torch's references depend only on the inputs,
 which are drawn from the test's ``rng`` (a function of the grading seed and the test), so
-they are computed once per worker with ``grader.checks.cached`` under a key built from
+they are computed once per worker with ``grader.grading.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. Every bias
 combination is graded on its own shape (one call each), and the 50-step behaviour takes one
 call: see test_gradient_through_50_steps.
@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from grader.checks import all_within, assert_close, cached, check, expect_tensor
+from grader.grading.checks import all_within, assert_close, cached, check, expect_tensor
 
 FN = "lstm_cell"
 BIASES = [(True, True), (False, False), (True, False), (False, True)]

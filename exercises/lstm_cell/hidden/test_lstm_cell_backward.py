@@ -6,7 +6,7 @@ costs nothing here (and a wrong backward costs nothing in lstm_cell's tests).
 
 Speed (a class is graded in a warm worker): autograd's references depend only on the inputs,
 which are drawn from the test's ``rng`` (a function of the grading seed and the test), so they
-are computed once per worker with ``grader.checks.cached`` under a key built from
+are computed once per worker with ``grader.grading.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. Each bias
 combination is graded on its own shape (one call each), and the 50-step behaviour takes two
 calls: see test_backward_through_50_steps.
@@ -14,7 +14,7 @@ calls: see test_backward_through_50_steps.
 import pytest
 import torch
 
-from grader.checks import all_within, assert_close, cached, check, expect_tensor
+from grader.grading.checks import all_within, assert_close, cached, check, expect_tensor
 
 FN = "lstm_cell_backward"
 BIASES = [(True, True), (False, False), (True, False), (False, True)]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from grader.checks import assert_close, check, expect_tensor
+from grader.grading.checks import assert_close, check, expect_tensor
 
 N, I, H = 3, 5, 4
 NAMES = ["grad_x", "grad_h", "grad_c", "grad_weight_ih", "grad_weight_hh", "grad_bias_ih", "grad_bias_hh"]

@@ -6,7 +6,7 @@ interface and messages as grading.
 import pytest
 import torch
 
-from grader.checks import assert_close, check, check_raises, expect_tensor
+from grader.grading.checks import assert_close, check, check_raises, expect_tensor
 
 F64 = torch.float64
 

@@ -1,0 +1,246 @@
+"""RemoteSubmission: the call interface, with the student's code in an isolated process.
+
+One submission process per student (``StudentProcess``), forked from the
+sandbox's clean zygote, holds each of the student's exercises in its own
+namespace. Each call has a deadline: the smaller of the per-call cap and what is
+left of the student's budget. A call that times out or kills the process fails
+with a StudentError naming the function; the process is replaced (the files
+loaded again) for the next call, and a function that hung once is not called
+again. A file whose loading hangs or kills the process scores as unloadable and
+is left out of the replacement.
+"""
+from __future__ import annotations
+
+import contextlib
+import select
+import time
+from pathlib import Path
+
+from grader import errors, protocol
+from grader.grading.reading import read_source
+from grader.grading.submission import FailedSubmission, Submission, static_bans
+from grader.sandbox import SandboxError
+
+ENTRY = "grader.student.serve:serve"
+
+
+class Budget:
+    """One student's time: the whole grading of a student shares it."""
+
+    def __init__(self, seconds: float, per_call: float | None = None):
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        self.per_call = per_call if per_call is not None else max(2.0, min(seconds / 6, 20.0))
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def call_limit(self) -> float:
+        return max(0.0, min(self.per_call, self.left()))
+
+
+class StudentProcess:
+    """The isolated process holding one student's exercises; replaced after a timeout or crash."""
+
+    def __init__(self, sources: dict, bans: dict, pool, budget: Budget, device: str = "cpu", limits=None):
+        self.sources = sources              # exercise -> Source
+        self.bans = bans                    # exercise -> {function: BanSpec}
+        self.pool = pool
+        self.budget = budget
+        self.device = device
+        self.limits = limits
+        self.child = None
+        self.load_errors: dict = {}         # exercise -> LoadError
+        self.notes: dict = {}               # exercise -> [str]: limits hit
+
+    # ------------------------------------------------------------ process
+    def _start(self, exercise: str, fn: str) -> None:
+        limit = self.budget.call_limit()
+        if limit <= 0:
+            raise errors.StudentTimeout(fn, self.budget.seconds)
+        kwargs = {} if self.limits is None else {"limits": self.limits}
+        try:
+            self.child = self.pool.spawn(entry=ENTRY, files={}, **kwargs)
+        except SandboxError as exc:
+            raise errors.GraderFailure(f"the sandbox could not start a submission process: {exc}") from None
+        todo = [ex for ex in self.sources if ex not in self.load_errors]
+        protocol.send_message(self.child.conn, {
+            "sources": {ex: self.sources[ex].to_plain() for ex in todo},
+            "bans": {ex: {fn: spec.to_plain() for fn, spec in self.bans.get(ex, {}).items()} for ex in todo},
+            "device": self.device})
+        for ex in todo:
+            head = self._load_reply(ex, limit)
+            if head.get("loaded") != ex:
+                self.stop()
+                raise errors.ProtocolError(fn, "the submission process answered out of order")
+            if head.get("ok") is not True:
+                err = head.get("error") or {}
+                self.load_errors[ex] = errors.LoadError(self.sources[ex].name,
+                                                        str(err.get("why", "it failed to load"))[:500])
+
+    def _load_reply(self, ex: str, limit: float) -> dict:
+        name = self.sources[ex].name
+        try:
+            return self._receive(limit)[0]
+        except _TimedOut:
+            self.load_errors[ex] = errors.LoadError(
+                name, f"loading took longer than {limit:.0f} s (top-level code that never finishes?)")
+        except _Died as died:
+            self.load_errors[ex] = errors.LoadError(name, f"the process died while loading it: {died.description}")
+        raise _Reload()
+
+    def stop(self) -> None:
+        if self.child is not None:
+            with contextlib.suppress(Exception):
+                self.child.kill()
+            self.child = None
+
+    def _receive(self, limit: float):
+        sock = self.child.conn
+        ready, _, _ = select.select([sock], [], [], limit)
+        if not ready:
+            self.stop()
+            raise _TimedOut()
+        try:
+            sock.settimeout(max(limit, 1.0))
+            return protocol.recv_message(sock)
+        except (EOFError, ConnectionError, OSError, protocol.DecodeError, ValueError) as exc:
+            raise _Died(self._death(exc)) from None
+
+    def _death(self, exc) -> str:
+        child = self.child
+        description = None
+        if child is not None:
+            with contextlib.suppress(Exception):
+                for _ in range(50):  # give the kernel a moment to report how it ended
+                    if not child.alive():
+                        break
+                    time.sleep(0.01)
+                description = child.exit_description()
+        self.stop()
+        return description or f"its answer could not be read ({type(exc).__name__})"
+
+    # ------------------------------------------------------------ calls
+    def roundtrip(self, exercise: str, fn: str, header: dict, buffers):
+        """Send one request for ``exercise`` and return the reply; raise a StudentError on a limit."""
+        for _ in range(len(self.sources) + 1):
+            if exercise in self.load_errors:
+                raise self.load_errors[exercise]
+            if self.child is not None:
+                break
+            try:
+                self._start(exercise, fn)
+            except _Reload:
+                continue  # a file could not be loaded: start again without it
+        if exercise in self.load_errors:
+            raise self.load_errors[exercise]
+        limit = self.budget.call_limit()
+        if limit <= 0:
+            raise errors.StudentTimeout(fn, 0.0)
+        try:
+            protocol.send_message(self.child.conn, {**header, "exercise": exercise}, buffers)
+            return self._receive(limit)
+        except _TimedOut:
+            self.notes.setdefault(exercise, []).append(f"{fn}: time limit")
+            raise errors.StudentTimeout(fn, limit) from None
+        except (_Died, OSError) as died:
+            description = died.description if isinstance(died, _Died) else self._death(died)
+            self.notes.setdefault(exercise, []).append(f"{fn}: {description}")
+            raise errors.StudentCrash(fn, description) from None
+
+
+class _TimedOut(Exception):
+    pass
+
+
+class _Died(Exception):
+    def __init__(self, description: str):
+        super().__init__(description)
+        self.description = description
+
+
+class _Reload(Exception):
+    pass
+
+
+class RemoteSubmission(Submission):
+    """One exercise of a StudentProcess."""
+
+    def __init__(self, exercise: str, process: StudentProcess):
+        super().__init__(exercise)
+        self.process = process
+        self.hung: set[str] = set()
+        self.static_bans = static_bans(process.bans.get(exercise, {}), process.sources[exercise])
+
+    @property
+    def load_error(self):
+        return self.process.load_errors.get(self.exercise)
+
+    @property
+    def notes(self) -> list:
+        return self.process.notes.get(self.exercise, [])
+
+    def _roundtrip(self, fn, header, buffers):
+        if fn in self.hung:
+            raise errors.StudentTimeout(fn, self.process.budget.per_call, earlier=True)
+        try:
+            return self.process.roundtrip(self.exercise, fn, header, buffers)
+        except errors.StudentTimeout:
+            self.hung.add(fn)
+            raise
+
+
+def grading_pool(course, extra_hide=(), jobs: int = 1):
+    """A sandbox pool whose children cannot see the course's suites, references or tests, nor the
+    ``extra_hide`` folders (the class, the output). The zygote installs the guard for every banned
+    name of the course once (plain data: the bans are public)."""
+    from grader.sandbox import SandboxPool
+    hide = sorted({Path(p).resolve() for p in [*course.secret_paths(), *extra_hide] if Path(p).exists()})
+    # a folder inside another hidden folder is hidden with it
+    hide = [p for p in hide if not any(q != p and q in p.parents for q in hide)]
+    bans = [spec.to_plain() for ex in course.exercises for spec in ex.bans().values()]
+    return SandboxPool(preload=("torch", "grader.student.serve", "grader.student.preload"),
+                       init=("grader.student.preload:warm", bans), hide=[str(p) for p in hide], jobs=jobs)
+
+
+class IsolatedSubmissions:
+    """One student's submissions, all in one isolated student process (a provider for the engine).
+
+    An exercise without a file, or whose file cannot be read, gets a FailedSubmission.
+    """
+
+    def __init__(self, files: dict, course, pool, *, timeout: float = 120.0, device: str = "cpu", base=None):
+        self.files = files
+        sources, self.failed = {}, {}
+        for ex, path in files.items():
+            try:
+                sources[ex] = read_source(path, base)
+            except errors.LoadError as exc:
+                self.failed[ex] = exc
+        limits = None
+        if device.startswith("cuda"):
+            from grader.sandbox import Limits
+            limits = Limits(memory_bytes=None)  # the CUDA driver reserves huge address ranges: no RLIMIT_AS
+        bans = {ex: course.exercise(ex).bans() for ex in sources}
+        self.process = StudentProcess(sources, bans, pool, Budget(timeout), device=device, limits=limits)
+        self._subs: dict = {}
+
+    def get(self, exercise: str) -> Submission:
+        if exercise not in self._subs:
+            if exercise in self.failed:
+                sub = FailedSubmission(exercise, self.failed[exercise])
+            elif exercise not in self.process.sources:
+                sub = FailedSubmission(exercise, errors.LoadError(f"{exercise}.ipynb", "no file for this exercise"))
+            else:
+                sub = RemoteSubmission(exercise, self.process)
+            self._subs[exercise] = sub
+        return self._subs[exercise]
+
+    def close(self) -> None:
+        self.process.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
