@@ -27,6 +27,7 @@ class StudentException(StudentError):
         self.where = where
         self.mro = [type_name]
         self.args_after = None   # with track=True: the arguments as the exception left them
+        self.args_unreadable = None   # ... or why they could not be read
         if type_name == "NotImplementedError":
             reason = f"{function} is not implemented yet (it still raises NotImplementedError)"
         else:
@@ -56,7 +57,14 @@ class StudentCrash(StudentError):
 class BannedAPI(StudentError):
     def __init__(self, function: str, api: str):
         self.api = api
-        super().__init__(function, f"{function} used {api}, which this exercise does not allow: implement it with basic tensor operations")
+        if api.startswith(("reflection", "patching", "tampering", "code the grader cannot check", "a banned function",
+                           "a second copy", "importing the grader", "reading the grader", "running generated",
+                           "compiling code")):
+            why = ("which reaches into the grader's or torch's internals: not allowed in graded code "
+                   "(the submission is flagged for review)")
+        else:
+            why = "which this exercise does not allow: implement it with basic tensor operations"
+        super().__init__(function, f"{function} used {api}, {why}")
 
 
 class MissingFunction(StudentError):

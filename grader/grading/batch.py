@@ -222,6 +222,7 @@ def summarize(course, results) -> dict:
     per_ex = {ex: [r.by_exercise()[ex][0] for r in results] for ex in exercises}
     fails = Counter(t.name for r in results for t in r.tests if not t.passed)
     limited = sorted(r.student for r in results if r.hit_limit)
+    flagged = sorted(f"{r.student} ({ex}: {fl[0]})" for r in results for ex, fl in r.flags.items() if fl)
     load_failed = sorted({f"{r.student} ({ex})" for r in results for ex, notes in r.notes.items()
                           for n in notes if "could not be loaded" in n})
     data = {
@@ -234,6 +235,7 @@ def summarize(course, results) -> dict:
         "most_failed": fails.most_common(8),
         "limited": limited,
         "load_failed": load_failed,
+        "flagged": flagged,
         "fmt": fmt_points,
     }
     data["text"] = render(course, "reports/summary.txt.j2", **data)

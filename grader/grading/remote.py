@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader import errors, protocol
 from grader.grading.reading import read_source
-from grader.grading.submission import FailedSubmission, Submission, static_bans
+from grader.grading.submission import FailedSubmission, Submission, StaticVerdict, static_verdict
 from grader.sandbox import SandboxError
 
 ENTRY = "grader.student.serve:serve"
@@ -52,6 +52,8 @@ class StudentProcess:
         self.child = None
         self.load_errors: dict = {}         # exercise -> LoadError
         self.notes: dict = {}               # exercise -> [str]: limits hit
+        self.flags: dict = {}               # exercise -> [str]: tampering the process itself reported
+        self.siblings: list = []            # fresh processes for the same student (Submission.fresh)
 
     # ------------------------------------------------------------ process
     def _start(self, exercise: str, fn: str) -> None:
@@ -77,6 +79,10 @@ class StudentProcess:
                 err = head.get("error") or {}
                 self.load_errors[ex] = errors.LoadError(self.sources[ex].name,
                                                         str(err.get("why", "it failed to load"))[:500])
+                if head.get("restart"):   # the file tampered with the process: start one without it
+                    self.flags.setdefault(ex, []).append(str(err.get("why", ""))[:300])
+                    self.stop()
+                    raise _Reload()
 
     def _load_reply(self, ex: str, limit: float) -> dict:
         name = self.sources[ex].name
@@ -94,6 +100,16 @@ class StudentProcess:
             with contextlib.suppress(Exception):
                 self.child.kill()
             self.child = None
+        for sibling in self.siblings:
+            sibling.stop()
+
+    def sibling(self, exercise: str) -> "StudentProcess":
+        """Another process holding only ``exercise``'s file, sharing this student's time: what it
+        answers cannot depend on the calls made here (see Submission.fresh)."""
+        proc = StudentProcess({exercise: self.sources[exercise]}, {exercise: self.bans.get(exercise, {})},
+                              self.pool, self.budget, device=self.device, limits=self.limits)
+        self.siblings.append(proc)
+        return proc
 
     def _receive(self, limit: float):
         sock = self.child.conn
@@ -139,7 +155,12 @@ class StudentProcess:
             raise errors.StudentTimeout(fn, 0.0)
         try:
             protocol.send_message(self.child.conn, {**header, "exercise": exercise}, buffers)
-            return self._receive(limit)
+            head, out = self._receive(limit)
+            err = head.get("error")
+            if isinstance(err, dict) and err.get("tainted"):
+                self.flags.setdefault(exercise, []).append(f"{fn}: {str(err.get('api', ''))[:300]}")
+                self.stop()   # the process tampered with itself: the next call gets a fresh one
+            return head, out
         except _TimedOut:
             self.notes.setdefault(exercise, []).append(f"{fn}: time limit")
             raise errors.StudentTimeout(fn, limit) from None
@@ -166,11 +187,26 @@ class _Reload(Exception):
 class RemoteSubmission(Submission):
     """One exercise of a StudentProcess."""
 
-    def __init__(self, exercise: str, process: StudentProcess):
+    def __init__(self, exercise: str, process: StudentProcess, verdict: StaticVerdict | None = None):
         super().__init__(exercise)
         self.process = process
         self.hung: set[str] = set()
-        self.static_bans = static_bans(process.bans.get(exercise, {}), process.sources[exercise])
+        self.verdict = verdict or StaticVerdict()
+        self.static_bans = self.verdict.functions
+        self._fresh = None
+
+    @property
+    def flags(self) -> list:
+        return [*self.verdict.flags, *self.process.flags.get(self.exercise, [])]
+
+    def fresh(self) -> "RemoteSubmission":
+        if self._fresh is None:
+            self._fresh = RemoteSubmission(self.exercise, self.process.sibling(self.exercise), self.verdict)
+        return self._fresh
+
+    @flags.setter
+    def flags(self, value) -> None:   # (Submission.__init__ sets an empty list)
+        pass
 
     @property
     def load_error(self):
@@ -211,12 +247,21 @@ class IsolatedSubmissions:
 
     def __init__(self, files: dict, course, pool, *, timeout: float = 120.0, device: str = "cpu", base=None):
         self.files = files
-        sources, self.failed = {}, {}
+        sources, self.failed, self.verdicts, self.flags = {}, {}, {}, {}
         for ex, path in files.items():
             try:
-                sources[ex] = read_source(path, base)
+                source = read_source(path, base)
             except errors.LoadError as exc:
                 self.failed[ex] = exc
+                continue
+            verdict = static_verdict(course.exercise(ex), source)
+            if verdict.at_load:   # it never enters the process: it could tamper with the others
+                self.failed[ex] = errors.LoadError(source.name, verdict.at_load[0] + ": code that reaches into "
+                                                   "the grader's or torch's internals is not allowed")
+                self.flags[ex] = verdict.flags
+                continue
+            sources[ex] = source
+            self.verdicts[ex] = verdict
         limits = None
         if device.startswith("cuda"):
             from grader.sandbox import Limits
@@ -229,10 +274,11 @@ class IsolatedSubmissions:
         if exercise not in self._subs:
             if exercise in self.failed:
                 sub = FailedSubmission(exercise, self.failed[exercise])
+                sub.flags = self.flags.get(exercise, [])
             elif exercise not in self.process.sources:
                 sub = FailedSubmission(exercise, errors.LoadError(f"{exercise}.ipynb", "no file for this exercise"))
             else:
-                sub = RemoteSubmission(exercise, self.process)
+                sub = RemoteSubmission(exercise, self.process, self.verdicts.get(exercise))
             self._subs[exercise] = sub
         return self._subs[exercise]
 

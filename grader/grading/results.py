@@ -45,6 +45,7 @@ class StudentResult:
     max_points: dict                     # exercise -> points
     tests: list = field(default_factory=list)      # TestResults
     notes: dict = field(default_factory=dict)      # exercise -> [str] (load errors, limits hit)
+    flags: dict = field(default_factory=dict)      # exercise -> [str]: reasons to review the submission by hand
 
     def by_exercise(self) -> "OrderedDict[str, tuple[float, float]]":
         out = OrderedDict((ex, [0.0, 0.0]) for ex in self.exercises)
@@ -72,7 +73,7 @@ class StudentResult:
         memory (the full result is on disk), so memory stays flat as the class grows."""
         from dataclasses import replace
         tests = [replace(t, output="", nodeid="", name=t.name if not t.passed else "") for t in self.tests]
-        return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes)
+        return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes, self.flags)
 
     # ------------------------------------------------------------ exports
     def to_gradescope(self) -> dict:
@@ -84,19 +85,24 @@ class StudentResult:
         lines = [f"{ex}: {fmt_points(s)}/{fmt_points(m)}" for ex, (s, m) in self.by_exercise().items()]
         for ex, notes in sorted(self.notes.items()):
             lines += [f"{ex}: {n}" for n in notes]
-        return {"score": self.score, "max_score": self.max_score, "output": "\n".join(lines), "tests": tests}
+        for ex, flags in sorted(self.flags.items()):
+            lines += [f"{ex}: flagged for review: {f}" for f in flags]
+        out = {"score": self.score, "max_score": self.max_score, "output": "\n".join(lines), "tests": tests}
+        if self.flags:
+            out["extra_data"] = {"flagged": {ex: list(f) for ex, f in sorted(self.flags.items())}}
+        return out
 
     def csv_rows(self) -> list:
         return [[self.student, ex, fmt_points(s), fmt_points(m)] for ex, (s, m) in self.by_exercise().items()]
 
     def to_dict(self) -> dict:
         return {"student": self.student, "exercises": self.exercises, "max_points": self.max_points,
-                "tests": [asdict(t) for t in self.tests], "notes": self.notes}
+                "tests": [asdict(t) for t in self.tests], "notes": self.notes, "flags": self.flags}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StudentResult":
         return cls(d["student"], list(d["exercises"]), dict(d["max_points"]),
-                   [TestResult(**t) for t in d["tests"]], dict(d.get("notes", {})))
+                   [TestResult(**t) for t in d["tests"]], dict(d.get("notes", {})), dict(d.get("flags", {})))
 
     def table(self, color: bool = False) -> str:
         """Per exercise and function: points, then each failed test with its feedback."""
@@ -108,6 +114,8 @@ class StudentResult:
             out.write(f"\n{ex}  {fmt_points(s)}/{fmt_points(m)}\n")
             for n in self.notes.get(ex, []):
                 out.write(f"  ! {n}\n")
+            for n in self.flags.get(ex, []):
+                out.write(f"  ! flagged for review: {n}\n")
             for (e, fn), tests in per_fn.items():
                 if e != ex:
                     continue

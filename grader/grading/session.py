@@ -74,8 +74,8 @@ class LocalSubmissions:
         if exercise in self.namespaces:
             return LocalSubmission.from_namespace(exercise, self.namespaces[exercise], bans, origin=self.origin)
         if self.files.get(exercise) is not None:
-            return LocalSubmission.load(exercise, self.files[exercise], bans, call_timeout=self.call_timeout,
-                                        base=self.base)
+            return LocalSubmission.load(self.course.exercise(exercise), self.files[exercise],
+                                        call_timeout=self.call_timeout, base=self.base)
         return FailedSubmission(exercise, errors.LoadError(f"{exercise}.ipynb", "no file for this exercise"))
 
     def close(self) -> None:
@@ -199,6 +199,9 @@ class Engine:
             notes.extend(getattr(sub, "notes", []) or [])
             if notes:
                 result.notes[ex] = list(dict.fromkeys(notes))
+            flags = getattr(sub, "flags", None)
+            if flags:
+                result.flags[ex] = list(dict.fromkeys(flags))
         return result
 
 

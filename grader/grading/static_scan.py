@@ -432,3 +432,160 @@ class _Scanner:
             return isinstance(obj, type)
         last = dotted.rsplit(".", 1)[-1]
         return last[:1].isupper()
+
+
+# ---------------------------------------------------------------------------
+# Reflection: code that reaches into the grader's or torch's internals.
+#
+# A submission's process can in principle switch off anything that runs inside it
+# (the banned-API guard included), but only through reflection: frames, the heap,
+# closures and globals of other code, generated code, patching torch. None of that is
+# needed by any exercise, so wherever it appears in code that runs (the top-level
+# statements that execute at load, and everything reachable from them or from a graded
+# function) it counts as a banned use, and the student is flagged for review. The
+# runtime audit hook (grader.student.audit) refuses the same things; this scan sees
+# them in the source, where no runtime trick can hide them.
+
+REFLECTION_ATTRS = frozenset({
+    "__closure__", "__globals__", "__code__", "__subclasses__", "__builtins__", "__getattribute__",
+    "__mro__", "__bases__", "__base__", "__self__", "__func__", "__wrapped__", "__reduce__", "__reduce_ex__",
+    "__import__", "__loader__", "__spec__", "__defaults__", "__kwdefaults__", "__setattr__", "__delattr__",
+    "cell_contents", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next",
+    "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "co_consts", "co_code",
+})
+REFLECTION_BUILTINS = frozenset({"getattr", "setattr", "delattr", "hasattr", "vars", "eval", "exec", "compile",
+                                 "__import__", "breakpoint", "memoryview", "open"})
+_NAME_ARG = {"getattr": 1, "setattr": 1, "delattr": 1, "hasattr": 1}
+REFLECTION_MODULES = ("gc.get_", "gc.freeze", "ctypes", "_ctypes", "importlib", "runpy", "timeit", "code.", "codeop",
+                      "pickle", "_pickle", "marshal", "dill", "cloudpickle", "shelve", "inspect", "traceback", "types.",
+                      "builtins", "operator.attrgetter", "operator.methodcaller", "string.Formatter", "_thread",
+                      "threading", "signal", "pdb", "bdb", "dis", "linecache", "sys.modules", "sys._getframe",
+                      "sys.settrace", "sys.setprofile", "sys.addaudithook", "sys._current_frames", "sys.meta_path",
+                      "sys.path_hooks", "sys.path_importer_cache", "sys.exc_info", "sys.exception",
+                      "sys.last_traceback", "sys.audit", "grader", "weakref.finalize", "atexit")
+_ALLOWED_GRADER = ("grader.kernel",)   # a notebook's self-check import (never run when grading)
+
+
+def _reflection_module(dotted: str) -> bool:
+    if dotted.startswith(_ALLOWED_GRADER):
+        return False
+    return any(dotted == m.rstrip(".") or dotted.startswith(m if m.endswith((".", "_")) else m + ".")
+               or (m.endswith("_") and dotted.startswith(m)) for m in REFLECTION_MODULES)
+
+
+class _ReflectionScanner(_Scanner):
+    def __init__(self, module: ParsedModule):
+        super().__init__(module, [], False, [])
+
+    def find(self, node: ast.AST, scope: _Scope) -> list[tuple[str, int]]:
+        out = []
+        parents = self.module.parents(node)
+        for n in ast.walk(node):
+            line = getattr(n, "lineno", 0)
+            if isinstance(n, ast.Attribute) and n.attr in REFLECTION_ATTRS:
+                out.append((f"reflection (.{n.attr})", line))
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and any(
+                    a in n.value for a in REFLECTION_ATTRS if a.startswith("__") or a.startswith(("f_", "tb_"))):
+                hit = next(a for a in REFLECTION_ATTRS if a in n.value)
+                out.append((f"reflection (the name {hit} in a string)", line))
+            elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in REFLECTION_BUILTINS \
+                    and not self._shadowed(n.id, scope) and n.id not in self.defs:
+                parent = parents.get(id(n))
+                called = isinstance(parent, ast.Call) and parent.func is n
+                if n.id == "open":
+                    continue   # files the student reads are theirs (the grader's are hidden)
+                if not called:
+                    out.append((f"reflection (a reference to {n.id})", line))
+                elif n.id in _NAME_ARG:
+                    args = parent.args
+                    name = _const_str(args[_NAME_ARG[n.id]]) if len(args) > _NAME_ARG[n.id] else None
+                    target = self.resolve(args[0], scope) if args else set()
+                    if name is None:
+                        out.append((f"reflection ({n.id} with a computed name)", line))
+                    elif name in REFLECTION_ATTRS:
+                        out.append((f"reflection ({n.id} of {name})", line))
+                    elif n.id in ("setattr", "delattr") and any(
+                            t.split(".")[0] in ("torch", "grader", "builtins") for t in target):
+                        out.append((f"patching {sorted(target)[0]}", line))
+                elif n.id == "vars" and not parent.args:
+                    continue
+                elif n.id != "hasattr":
+                    out.append((f"reflection ({n.id})", line))
+            if isinstance(n, (ast.Name, ast.Attribute, ast.Call, ast.Subscript)):
+                parent = parents.get(id(n))
+                if isinstance(parent, ast.Attribute) and parent.value is n:
+                    continue
+                for dotted in self.resolve(n, scope):
+                    if _reflection_module(dotted):
+                        out.append((f"reflection ({dotted})", line))
+                        break
+            if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+                targets = n.targets if isinstance(n, (ast.Assign, ast.Delete)) else [n.target]
+                for t in targets:
+                    if isinstance(t, (ast.Attribute, ast.Subscript)):
+                        for dotted in self.resolve(t.value, scope):
+                            if dotted.split(".")[0] in ("torch", "grader", "builtins", "sys", "numpy"):
+                                out.append((f"patching {dotted}", line))
+                                break
+            if isinstance(n, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""]
+                for name in names:
+                    if _reflection_module(name):
+                        out.append((f"reflection (import {name})", line))
+        return out
+
+    def reachable(self, roots) -> list[ast.AST]:
+        """Definitions reachable by name from ``roots`` (nodes), the roots' own nested ones included."""
+        seen, todo, order = set(), list(roots), []
+        while todo:
+            cur = todo.pop()
+            if id(cur) in seen:
+                continue
+            seen.add(id(cur))
+            order.append(cur)
+            for n in ast.walk(cur):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
+                    if n.id in self.defs:
+                        todo.append(self.defs[n.id])
+                    elif n.id in self.values:
+                        todo.extend(self.values[n.id])
+        return order
+
+
+def reflection_uses(source, graded: Iterable[str], keeps) -> dict:
+    """{function or "<module>": [(what, lineno)]}: reflection in the code that runs.
+
+    ``"<module>"``: the top-level statements that run at load (``keeps(stmt)`` says which), with
+    everything they reach; each graded function: everything it reaches.
+    """
+    module = source if isinstance(source, ParsedModule) else parse_module(source)
+    scanner = _ReflectionScanner(module)
+    found: dict = {}
+    top = [s for s in module.tree.body if keeps(s)]
+    roots = []
+    for stmt in top:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            roots.extend(stmt.decorator_list + stmt.args.defaults + [d for d in stmt.args.kw_defaults if d])
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            hits = scanner.find(stmt, scanner.glob)
+            if hits:
+                found.setdefault("<module>", []).extend(hits)
+        else:
+            roots.append(stmt)
+    for node in scanner.reachable(roots):
+        scope = scanner._scope_of(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                                             ast.ClassDef)) else scanner.glob
+        hits = scanner.find(node, scope)
+        if hits:
+            found.setdefault("<module>", []).extend(hits)
+    for fn in graded:
+        node = module.defs.get(fn)
+        if node is None:
+            continue
+        for sub in scanner.reachable([node]):
+            scope = scanner._scope_of(sub) if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                                               ast.ClassDef)) else scanner.glob
+            hits = scanner.find(sub, scope)
+            if hits:
+                found.setdefault(fn, []).extend(hits)
+    return {k: sorted(set(v), key=lambda h: (h[1], h[0])) for k, v in found.items()}

@@ -47,6 +47,7 @@ class Submission:
         self._calls = 0
         self._held: list = []
         self.static_bans: dict = {}   # function -> "api (line N)" found by the static look
+        self.flags: list = []         # why the student should be reviewed (reflection found)
 
     # called by the pytest plugin at the start and the end of each test
     def begin_test(self, nodeid: str, seed: int) -> None:
@@ -93,6 +94,12 @@ class Submission:
             self._held.extend(_handles(out.value))
         return out
 
+    def fresh(self) -> "Submission":
+        """The same student's functions in another process that has served no other call: for
+        questions whose answers must not depend on the calls under test (a partner function
+        asked to charge one bug once). The same object is returned on every call."""
+        return self
+
     def release(self, *handles: Handle) -> None:
         self._roundtrip("", {"op": "release", "ids": [h.id for h in handles]}, [])
 
@@ -106,10 +113,12 @@ class Submission:
             if isinstance(err, errors.StudentException) and isinstance(head.get("error"), dict) \
                     and "args" in head["error"]:
                 try:
-                    err.args_after = protocol.Decoder(buffers, device_map=self._device_map).decode(
-                        head["error"]["args"])
-                except protocol.DecodeError:
-                    pass
+                    err.args_after = _as_lists(protocol.Decoder(buffers, device_map=self._device_map).decode(
+                        head["error"]["args"]))
+                except protocol.DecodeError as exc:
+                    err.args_unreadable = f"they could not be decoded: {exc}"
+            elif isinstance(err, errors.StudentException) and isinstance(head.get("error"), dict):
+                err.args_unreadable = str(head["error"].get("args_unreadable", "not tracked"))[:300]
             raise err
         try:
             dec = protocol.Decoder(buffers, device_map=self._device_map)
@@ -185,29 +194,64 @@ def _student_error(fn: str, err) -> errors.StudentError:
     return errors.ProtocolError(fn, s("message") or f"error kind {kind!r}")
 
 
-def static_bans(bans: dict, source) -> dict:
-    """{function: description} of banned APIs the source reaches from each graded function.
-    ``bans``: {function: BanSpec}. Grader side: the source is parsed, never run."""
-    from grader.grading.static_scan import parse_module, static_uses
-    if not bans:
-        return {}
+@dataclass
+class StaticVerdict:
+    """What the grader's static look at a student's source decided (it is never run for this).
+
+    functions: {graded function: why its calls are refused} (a banned API it reaches, or
+               reflection into the grader's or torch's internals);
+    at_load:   reflection in the code that runs at load: the file is not loaded at all.
+    """
+    functions: dict = field(default_factory=dict)
+    at_load: list = field(default_factory=list)
+
+    @property
+    def flags(self) -> list:
+        """Reasons to flag the student for review (reflection; a plain banned call is not one)."""
+        return [*self.at_load, *(v for v in self.functions.values() if _is_reflection(v))]
+
+
+def _is_reflection(why: str) -> bool:
+    return why.startswith(("reflection", "patching", "code the grader cannot check"))
+
+
+def static_verdict(exercise, source) -> StaticVerdict:
+    """Banned APIs and reflection that a student's source reaches (``exercise``: a course Exercise)."""
+    from grader.grading.static_scan import parse_module, reflection_uses, static_uses
+    from grader.student.execute import _keeps
+    verdict = StaticVerdict()
     try:
         module = parse_module(source.text)
     except (SyntaxError, ValueError):
-        return {}   # it will not load either: its load error is reported
+        return verdict   # it will not load either: its load error is reported
     except (RecursionError, MemoryError):
-        return {name: f"code the grader cannot check (nested too deeply, in {source.name})" for name in bans}
-    found = {}
-    for name, spec in bans.items():
+        verdict.at_load.append(f"code the grader cannot check (nested too deeply) in {source.name}")
+        return verdict
+
+    def where(line):
+        return f" (at {source.place(line)} of {source.name})" if line else f" (in {source.name})"
+    try:
+        found = reflection_uses(module, list(exercise.functions), _keeps)
+    except RecursionError:
+        verdict.at_load.append(f"code the grader cannot check (nested too deeply) in {source.name}")
+        return verdict
+    for what, line in found.get("<module>", [])[:1]:
+        verdict.at_load.append(what + where(line))
+    for name, spec in exercise.functions.items():
+        hits = found.get(name)
+        if hits:
+            verdict.functions[name] = hits[0][0] + where(hits[0][1])
+            continue
+        if not spec.bans:
+            continue
         try:
-            uses = static_uses(module, [name], spec.banned, no_autograd=spec.no_autograd,
-                               banned_ops=spec.banned_ops)
+            uses = static_uses(module, [name], spec.bans.banned, no_autograd=spec.bans.no_autograd,
+                               banned_ops=spec.bans.banned_ops)
         except RecursionError:
-            uses = [(name, f"code the grader cannot check (nested too deeply, in {source.name})", 0)]
+            uses = [(name, "code the grader cannot check (nested too deeply)", 0)]
         if uses:
-            use = uses[0]
-            found[name] = f"{use[1]} (at {source.place(use[2])} of {source.name})" if use[2] else use[1]
-    return found
+            verdict.functions[name] = uses[0][1] + where(uses[0][2])
+    return verdict
 
 
 class LocalSubmission(Submission):
@@ -230,30 +274,42 @@ class LocalSubmission(Submission):
         return cls(exercise, CallServer(namespace, bans=bans, guard=_guard(bans), origin=origin))
 
     @classmethod
-    def from_file(cls, exercise: str, path, bans: dict | None = None, base=None):
-        """A student's file, run in this process (trusted use only)."""
+    def from_file(cls, exercise, path, base=None):
+        """A student's file, run in this process (trusted use only). ``exercise``: a course Exercise."""
         from grader.grading.reading import read_source
         from grader.student import execute
         from grader.student.calls import CallServer
-        bans = dict(bans or {})
+        bans = exercise.bans()
         source = read_source(path, base)
+        verdict = static_verdict(exercise, source)
+        if verdict.at_load:
+            raise errors.LoadError(source.name, verdict.at_load[0] + ": code that reaches into the grader's or "
+                                   "torch's internals is not allowed")
         guard = _guard(bans)  # before the student's code binds any name
         program = execute.load(source)
-        sub = cls(exercise, CallServer(program.namespace, bans=bans, guard=guard, origin=source.name,
-                                       line_to_place=source.place, running=program.running))
-        sub.static_bans = static_bans(bans, source)
+        sub = cls(exercise.name, CallServer(program.namespace, bans=bans, guard=guard, origin=source.name,
+                                            line_to_place=source.place, running=program.running))
+        sub.static_bans = verdict.functions
+        sub.flags = verdict.flags
+        sub._reload = lambda: cls.from_file(exercise, path, base)
         return sub
 
     @classmethod
-    def load(cls, exercise: str, path, bans: dict | None = None, call_timeout: float | None = None,
-             base=None) -> Submission:
+    def load(cls, exercise, path, call_timeout: float | None = None, base=None) -> Submission:
         """from_file, or a FailedSubmission carrying the LoadError."""
         try:
-            sub = cls.from_file(exercise, path, bans, base)
+            sub = cls.from_file(exercise, path, base)
         except errors.LoadError as exc:
-            return FailedSubmission(exercise, exc)
+            return FailedSubmission(exercise.name, exc)
         sub.call_timeout = call_timeout
         return sub
+
+    def fresh(self) -> "Submission":
+        if getattr(self, "_fresh", None) is None:
+            reload = getattr(self, "_reload", None)
+            self._fresh = reload() if reload is not None else self
+            self._fresh.call_timeout = self.call_timeout
+        return self._fresh
 
     def _roundtrip(self, fn, header, buffers):
         # Copy the buffers as a real transport would, so no object is shared.

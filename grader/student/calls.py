@@ -25,8 +25,10 @@ from grader.errors import Interrupt
 class CallServer:
     def __init__(self, namespace: dict, bans: dict | None = None, guard=None,
                  origin: str = "the submission", line_to_place: Callable[[int], str] | None = None,
-                 after_call: Callable[[], None] | None = None, running=None):
+                 after_call: Callable[[], None] | None = None, running=None, student_section=None):
         self.after_call = after_call or (lambda: None)
+        # (enter, leave): called around the student's own code (the serve loop unblocks signals)
+        self.enter_student, self.leave_student = student_section or (lambda: None, lambda: None)
         self.running = running or contextlib.nullcontext   # registers the student's module while it runs
         self.ns = namespace
         self.bans = bans or {}
@@ -116,10 +118,18 @@ class CallServer:
             with self.running():
                 if self.guard is not None and spec is not None:
                     with self.guard.active(spec):
-                        value = fn(*args, **kwargs)
+                        self.enter_student()
+                        try:
+                            value = fn(*args, **kwargs)
+                        finally:
+                            self.leave_student()
                     violation = self.guard.violation
                 else:
-                    value = fn(*args, **kwargs)
+                    self.enter_student()
+                    try:
+                        value = fn(*args, **kwargs)
+                    finally:
+                        self.leave_student()
         except BaseException as exc:  # noqa: BLE001 - the student's exception is data here
             self.after_call()
             if self.guard is not None and spec is not None:
@@ -135,8 +145,8 @@ class CallServer:
                 try:
                     err["error"]["args"] = enc.encode(list(t_args))
                     bufs = enc.buffers
-                except protocol.EncodeError:
-                    pass
+                except protocol.EncodeError as exc2:
+                    err["error"]["args_unreadable"] = f"the arguments hold {exc2}"
             return err, bufs
         self.after_call()
         if violation:

@@ -44,6 +44,7 @@ import gc
 import importlib
 import inspect
 import operator
+import sys
 import threading
 import types
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ __all__ = ["Guard"]
 # process-wide state (one guard per process; the wrappers read _STATE)
 
 _ENGINE_NAME = "torch.autograd.Variable._execution_engine.run_backward"
+_FORWARD_AD_OPS = ("aten::_make_dual", "aten::_unpack_dual")
 
 class _State:
     __slots__ = ("keys", "ops", "op_hits", "no_autograd", "violation", "violations", "function", "lock")
@@ -282,7 +284,7 @@ class _DispatchMode(TorchDispatchMode):
                         name[:-1] if name.endswith("_") and name[:-1] in st.ops else "")
                     st.op_hits[func] = hit
                 if hit:
-                    _violate(st, hit)
+                    _violate(st, f"{AUTOGRAD_LABEL} (forward mode, {hit})" if hit in _FORWARD_AD_OPS else hit)
         return func(*args, **(kwargs or {}))
 
 
@@ -511,7 +513,10 @@ class Guard:
         need_fn_mode = any(k in self._fn_mode_ids for k in keys)
         need_dispatch = bool(spec.banned_ops) or spec.no_autograd
         watched = [p for p in self._patches.values() if p.key in keys]
-        got = (keys, frozenset(spec.banned_ops), need_fn_mode, need_dispatch, watched, {})
+        ops = set(spec.banned_ops)
+        if spec.no_autograd:   # forward mode: dual tensors, whatever Python path made them
+            ops |= set(_FORWARD_AD_OPS)
+        got = (keys, frozenset(ops), need_fn_mode, need_dispatch, watched, {})
         self._compiled[spec] = got
         return got
 
@@ -591,3 +596,25 @@ class Guard:
     # -- introspection (tests, diagnostics) ---------------------------------
     def guarded_names(self) -> list[str]:
         return sorted(self._by_name)
+
+    def banned_files(self) -> set[str]:
+        """Source files of modules that exist to implement banned functions (at least half of
+        their public functions are banned: torch.nn.init, torch.nn.utils.clip_grad). A second
+        copy of such a module, loaded from its file, would escape the wrappers; the audit hook
+        refuses loading one (grader.student.audit)."""
+        by_module: dict[str, set] = {}
+        for p in self._patches.values():
+            code = getattr(p.orig, "__code__", None)
+            if p.kind == "function" and code is not None and getattr(p.orig, "__module__", None):
+                by_module.setdefault(p.orig.__module__, set()).add(id(p.orig))
+        files = set()
+        for name, banned in by_module.items():
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            if module is None or not path:
+                continue
+            public = [v for k, v in vars(module).items() if inspect.isfunction(v) and not k.startswith("_")
+                      and v.__module__ == name]
+            if public and 2 * sum(bool(id(v) in banned or getattr(v, "_grader_guarded", None)) for v in public) >= len(public):
+                files.add(path)
+        return files

@@ -205,18 +205,17 @@ def test_generator_and_single_tensor(student, device, rng):
     assert_close(value, norm64.to(device), atol=0.0, rtol=1e-10,
                  what="the returned total norm (generator of 3 parameters)",
                  hint="a generator can be iterated only once: turn `parameters` into a list first")
-    items = out.args[0]
-    if isinstance(items, Iter):
-        items = list(items.items)
-    if isinstance(items, (list, tuple)) and len(items) == len(params):
-        exp, band = expected_grads(grads, norm64, max_norm)
-        for k, (p, want) in enumerate(zip(items, exp)):
-            check(p.grad is not None, what=f"gradient {k} (generator input)", detail="it is None after the call",
-                  hint="a generator can be iterated only once: turn `parameters` into a list first")
-            assert_close(p.grad, want.to(device), atol=0.0, rtol=band + 1e-10,
-                         what=f"gradient {k} after clipping (parameters given as a generator)",
-                         hint="a generator can be iterated only once: turn `parameters` into a list first, "
-                              "then compute the norm and scale from that list")
+    items = out.args[0]   # the generator's items as the call left them
+    check(isinstance(items, list) and len(items) == len(params), what="the parameters after the call (generator input)",
+          detail="they could not be read back", hint="scale the gradients of the parameters you were given")
+    exp, band = expected_grads(grads, norm64, max_norm)
+    for k, (p, want) in enumerate(zip(items, exp)):
+        check(p.grad is not None, what=f"gradient {k} (generator input)", detail="it is None after the call",
+              hint="a generator can be iterated only once: turn `parameters` into a list first")
+        assert_close(p.grad, want.to(device), atol=0.0, rtol=band + 1e-10,
+                     what=f"gradient {k} after clipping (parameters given as a generator)",
+                     hint="a generator can be iterated only once: turn `parameters` into a list first, "
+                          "then compute the norm and scale from that list")
 
     # a single tensor
     p = make_params(rng, torch.float64, device, n=1)[0]
@@ -254,13 +253,16 @@ def test_nonfinite_norm(student, device, rng):
             check("RuntimeError" in exc.mro, what=f"clip_grad_norm_(..., error_if_nonfinite=True) with {label}",
                   detail=f"raised {exc.type_name}, expected RuntimeError",
                   hint="raise RuntimeError(...) when the total norm is nan or inf")
-            tracked = getattr(exc, "args_after", None)  # the arguments as the exception left them (track=True)
-            if tracked:
-                for k, (p, g0) in enumerate(zip(tracked[0], before)):
-                    check(p.grad is not None and torch.equal(p.grad.cpu().isnan(), g0.cpu().isnan())
-                          and torch.equal(torch.nan_to_num(p.grad.cpu()), torch.nan_to_num(g0.cpu())),
-                          what=f"gradient {k} after the RuntimeError ({label})",
-                          detail="it was changed", hint="check the norm before scaling anything")
+            tracked = exc.args_after   # the arguments as the exception left them (track=True)
+            check(tracked is not None and len(tracked[0]) == len(before),
+                  what=f"the gradients after the RuntimeError ({label})",
+                  detail=f"they could not be read back ({exc.args_unreadable or 'the parameter list changed'})",
+                  hint="leave the parameters and their gradients as they were when you raise")
+            for k, (p, g0) in enumerate(zip(tracked[0], before)):
+                check(p.grad is not None and torch.equal(p.grad.cpu().isnan(), g0.cpu().isnan())
+                      and torch.equal(torch.nan_to_num(p.grad.cpu()), torch.nan_to_num(g0.cpu())),
+                      what=f"gradient {k} after the RuntimeError ({label})",
+                      detail="it was changed", hint="check the norm before scaling anything")
         else:
             check(False, what=f"clip_grad_norm_(..., error_if_nonfinite=True) with {label}",
                   detail="returned normally, expected it to raise RuntimeError",

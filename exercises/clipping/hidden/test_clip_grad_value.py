@@ -93,11 +93,10 @@ def test_in_place_generator_single_tensor(student, device, rng):
     params = make_params(rng, torch.float64, device, n=3)
     expected = torch_clamped(params, 0.7, rng, "generator")
     out = student.invoke(FN, (Iter(params), 0.7), track=True)
-    items = out.args[0]
-    if isinstance(items, Iter):
-        items = list(items.items)
-    if isinstance(items, (list, tuple)) and len(items) == len(params):
-        check_grads(items, expected, "parameters given as a generator")
+    items = out.args[0]   # the generator's items as the call left them
+    check(isinstance(items, list) and len(items) == len(params), what="the parameters after the call (generator input)",
+          detail="they could not be read back", hint="clamp the gradients of the parameters you were given")
+    check_grads(items, expected, "parameters given as a generator")
 
     p = make_params(rng, torch.float64, device, n=1)[0]
     expected = torch_clamped([p], 0.4, rng, "single")

@@ -38,7 +38,8 @@ How one bug is charged once
 The initializers use the student's own `calculate_fan_in_and_fan_out` and
 `calculate_gain` (as torch's do). When a tensor does not follow the true
 distribution, the test asks the student's fan and gain functions for the same
-inputs; if they are wrong there, the tensor may instead follow the distribution
+inputs, in a fresh process that serves no other call (so their answers cannot
+depend on what was called); if they are wrong there, the tensor may instead follow the distribution
 their values imply (that error is charged to the fan or gain tests). When the
 initializer raises the very exception their fan or gain function raises for
 those inputs, that case is left out. A test with every case left out fails.
@@ -137,10 +138,12 @@ def _law_text(law, scale):
 # ============================================================ partner functions
 
 class Partners:
-    """The student's fan and gain functions, asked lazily and remembered."""
+    """The student's fan and gain functions, asked lazily and remembered, in a fresh process
+    (``student.fresh()``) that serves nothing else: their answers cannot depend on which
+    initializer was called, so a stateful fan or gain function cannot explain a wrong tensor."""
 
     def __init__(self, student, device):
-        self.student, self.device = student, device
+        self.student, self.device = student.fresh(), device
         self._fans, self._gains = {}, {}
 
     def fans(self, shape):

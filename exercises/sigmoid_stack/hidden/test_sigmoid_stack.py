@@ -51,7 +51,7 @@ import zlib
 import pytest
 import torch
 
-from grader.grading.checks import assert_close, cached, check, check_raises, expect_tensor, note
+from grader.grading.checks import assert_close, cached, check, check_raises, expect_tensor
 from grader.errors import StudentError
 from grader.protocol import Handle
 
@@ -449,10 +449,11 @@ def _judge_backward(student, cases, match, fail):
         if any((e := cand()) is not None and match(grads, e, tol) for cand in candidates):
             continue
         fail(grads, case.grads, case)
-    check(judged > 0, "stack_backward",
-          "could not be checked: your stack_forward is wrong on every test case (" + reasons[0] + ")",
-          "fix stack_forward first (its own tests say what is wrong); stack_backward reads its cache")
-    note(f"stack_backward through your stack_forward on {judged} of {len(cases)} stacks")
+    if not judged:
+        check(False, "stack_backward",
+              "could not be checked: your stack_forward is wrong on every test case (" + reasons[0] + ")",
+              "fix stack_forward first (its own tests say what is wrong); stack_backward reads its cache")
+    check(True, f"stack_backward through your stack_forward on {judged} of {len(cases)} stacks")
 
 
 def _fail_grads(got, expected, case):
