@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import math
+import select
 import struct
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,11 +303,26 @@ def send_message(sock, header: dict, buffers=()) -> None:
         sock.sendall(b"".join(pending))
 
 
-def _recv_exact(sock, n: int) -> bytearray:
+class Deadline(Exception):
+    """A message did not arrive whole before its deadline."""
+
+
+# What the grader accepts from a student's process, checked before anything is allocated
+# for it: well below the process's own memory cap (a forged size must not make the grader
+# allocate gigabytes).
+REPLY_MAX_HEADER = 4 << 20
+REPLY_MAX_BYTES = 256 << 20
+
+
+def _recv_exact(sock, n: int, deadline: float | None = None) -> bytearray:
     out = bytearray(n)
     view = memoryview(out)
     got = 0
     while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                raise Deadline()
         k = sock.recv_into(view[got:], n - got)
         if k == 0:
             raise EOFError("connection closed")
@@ -313,15 +330,22 @@ def _recv_exact(sock, n: int) -> bytearray:
     return out
 
 
-def recv_message(sock, max_bytes: int = MAX_BYTES + (64 << 20)):
-    hlen, nbuf = _LEN.unpack(_recv_exact(sock, _LEN.size))
-    if hlen > 64 << 20 or nbuf > MAX_NODES:
+def recv_message(sock, max_bytes: int = MAX_BYTES + (64 << 20), max_header: int = 64 << 20,
+                 deadline: float | None = None):
+    """One message. ``deadline`` (time.monotonic()): the whole message must have arrived by then,
+    however slowly its bytes trickle in (Deadline otherwise). Sizes are checked against
+    ``max_header`` and ``max_bytes`` before anything is allocated."""
+    hlen, nbuf = _LEN.unpack(_recv_exact(sock, _LEN.size, deadline))
+    if hlen > max_header or nbuf > MAX_NODES:
         raise DecodeError("message header too large")
-    head = json.loads(_recv_exact(sock, hlen))
-    sizes = struct.unpack(f"!{nbuf}Q", _recv_exact(sock, 8 * nbuf)) if nbuf else ()
+    try:
+        head = json.loads(_recv_exact(sock, hlen, deadline))
+    except (RecursionError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DecodeError("malformed header") from None
+    sizes = struct.unpack(f"!{nbuf}Q", _recv_exact(sock, 8 * nbuf, deadline)) if nbuf else ()
     if sum(sizes) > max_bytes:
         raise DecodeError("message too large")
-    buffers = [bytes(_recv_exact(sock, s)) if s else b"" for s in sizes]
+    buffers = [bytes(_recv_exact(sock, s, deadline)) if s else b"" for s in sizes]
     if not isinstance(head, dict):
         raise DecodeError("malformed header")
     return head, buffers

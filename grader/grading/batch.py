@@ -29,9 +29,22 @@ import grader
 from grader.grading import discover
 from grader.grading.reading import read_student_file
 from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, write_json
+from grader.text import escape
 
 RESULTS = "results.json"
 STATE = ".grading.json"   # fingerprint and full results, for re-runs and the summary
+# The class's own files in OUT; a student whose folder has one of these names (or starts with
+# the prefix) gets OUT/<prefix><name>/, so per-student outputs never collide with them.
+CLASS_FILES = frozenset({"grades.csv", "totals.csv", "summary.txt", "report.html", "gradescope", "shards"})
+RENAMED = "_student_"
+
+
+def student_out(out: Path, student: str) -> Path:
+    """OUT/<student>/, where the student's results.json goes (SPEC), unless the name is one of the
+    class's own files: then OUT/_student_<name>/ (a one-to-one renaming)."""
+    if student.casefold() in CLASS_FILES or student.startswith(RENAMED):
+        return out / (RENAMED + student)
+    return out / student
 
 
 def _grader_digest() -> str:
@@ -83,7 +96,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
     for student, folder in students:
         found = discover.exercise_files(folder, exercises, course.assignment)
         fp = fingerprint(course, found, base, device, seed, timeout, digest)
-        state = _load_state(out / student)
+        state = _load_state(student_out(out, student))
         if state and state.get("fingerprint") == fp:
             done[student] = StudentResult.from_dict(state["result"]).compact()
         else:
@@ -97,7 +110,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
         with WorkerPool(min(jobs, len(todo)), course, hide, opts) as workers, \
                 click.progressbar(length=len(todo), label=f"grading {len(todo)} students, {jobs} jobs") as bar:
             for (student, _found, fp), result in workers.run(todo):
-                _save(out / student, result, fp)
+                _save(student_out(out, student), result, fp)
                 done[student] = result.compact()
                 bar.update(1)
     return finish(course, [done[s] for s, _ in students if s in done], out, echo)
@@ -113,61 +126,117 @@ def finish(course, results, out: Path, echo=click.echo) -> dict:
 
 
 class WorkerPool:
-    """``jobs`` grading workers; hands out students one at a time, yields results as they finish."""
+    """``jobs`` grading workers; hands out students one at a time, yields results as they finish.
+
+    A watchdog bounds every student: a worker that has not answered ``timeout + grace``
+    seconds after it was handed a student (it is wedged, or the student found a way to stall
+    it) is killed with everything it started, that student scores 0 with the reason, and a
+    new worker takes its place. A worker that dies is replaced the same way. The batch
+    therefore always ends, within about (students / jobs) x timeout.
+    """
+
+    GRACE = 30.0   # seconds beyond --timeout: the suites' own work, process starts
 
     def __init__(self, jobs: int, course, hide, opts):
         import multiprocessing
-        ctx = multiprocessing.get_context("spawn" if opts["device"].startswith("cuda") else "fork")
-        self.procs, self.conns = [], []
-        for _ in range(jobs):
-            ours, theirs = ctx.Pipe()
-            p = ctx.Process(target=worker_main, args=(theirs, hide, opts), daemon=True)
-            p.start()
-            theirs.close()
-            self.procs.append(p)
-            self.conns.append(ours)
+        self.ctx = multiprocessing.get_context("spawn" if opts["device"].startswith("cuda") else "fork")
+        self.hide, self.opts, self.course = hide, opts, course
+        self.limit = float(opts["timeout"]) + self.GRACE
+        self.workers = [self._start() for _ in range(jobs)]
+        self.started = len(self.workers)
+
+    def _start(self):
+        ours, theirs = self.ctx.Pipe()
+        p = self.ctx.Process(target=worker_main, args=(theirs, self.hide, self.opts), daemon=True)
+        p.start()
+        theirs.close()
+        return p, ours
+
+    @staticmethod
+    def _stop(worker) -> None:
+        proc, conn = worker
+        with contextlib.suppress(Exception):
+            proc.kill()
+        proc.join(5)
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    def _failed(self, student: str, why: str) -> StudentResult:
+        result = StudentResult(student, self.course.names, self.course.max_points)
+        for ex in self.course.names:
+            result.notes[ex] = [why]
+        return result
 
     def run(self, todo):
+        import time
         from multiprocessing.connection import wait
         queue = list(todo)
-        busy = {}
+        busy: dict = {}     # conn -> (worker, job, started)
         idle = []
-        for c in self.conns:
-            msg = c.recv()
+        pending = list(self.workers)
+        while pending:   # every worker must come up: the sandbox failing to start is the grader's problem
+            worker = pending.pop()
+            msg = worker[1].recv() if worker[1].poll(120) else ("fatal", "no answer within 120 s")
             if msg[0] != "ready":
                 raise RuntimeError(f"a grading worker failed to start: {msg[1] if len(msg) > 1 else msg!r}")
-            idle.append(c)
+            idle.append(worker)
         while queue or busy:
             while idle and queue:
-                c = idle.pop()
+                worker = idle.pop()
                 job = queue.pop(0)
                 student, found, _fp = job
-                c.send((student, {k: (str(v) if v is not None else None) for k, v in found.files.items()},
-                        found.notes))
-                busy[c] = job
-            for c in wait(list(busy)):
+                worker[1].send((student, {k: (str(v) if v is not None else None) for k, v in found.files.items()},
+                                found.notes))
+                busy[worker[1]] = (worker, job, time.monotonic())
+            now = time.monotonic()
+            soonest = min(started for _, _, started in busy.values()) + self.limit
+            ready = wait(list(busy), timeout=max(0.0, soonest - now))
+            for conn in ready:
+                worker, job, _ = busy.pop(conn)
                 try:
-                    msg = c.recv()
-                except EOFError:
-                    raise RuntimeError(f"a grading worker died while grading {busy[c][0]!r}") from None
-                job = busy.pop(c)
-                if msg[0] != "done":
-                    raise RuntimeError(f"grading stopped while grading {job[0]!r}: {msg[2]}")
-                idle.append(c)
-                yield job, StudentResult.from_dict(msg[2])
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    msg = ("died", job[0], "")
+                if msg[0] == "done":
+                    idle.append(worker)
+                    yield job, StudentResult.from_dict(msg[2])
+                    continue
+                if msg[0] == "fatal":
+                    raise RuntimeError(f"grading stopped while grading {job[0]!r}: {msg[1]}")
+                self._stop(worker)        # it died while grading this student: replace it
+                idle.append(self._replace(worker))
+                yield job, self._failed(job[0], "the grading of this student was interrupted (the grader's "
+                                                "worker process died): 0 points; an instructor should look")
+            now = time.monotonic()
+            for conn, (worker, job, started) in list(busy.items()):
+                if now - started > self.limit:   # the watchdog
+                    busy.pop(conn)
+                    self._stop(worker)
+                    idle.append(self._replace(worker))
+                    yield job, self._failed(job[0], f"grading this student did not finish within "
+                                                    f"{self.limit:.0f} s: 0 points")
+
+    def _replace(self, old):
+        new = self._start()
+        self.workers[self.workers.index(old)] = new
+        self.started += 1
+        msg = new[1].recv() if new[1].poll(120) else ("fatal", "no answer within 120 s")
+        if msg[0] != "ready":
+            raise RuntimeError(f"a grading worker failed to start: {msg[1] if len(msg) > 1 else msg!r}")
+        return new
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        for c in self.conns:
+        for _, conn in self.workers:
             with contextlib.suppress(Exception):
-                c.send(None)
-        for p in self.procs:
-            p.join(timeout=10)
-            if p.is_alive():
-                p.kill()
-                p.join()
+                conn.send(None)
+        for proc, _ in self.workers:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
 
 
 def worker_main(conn, hide, opts) -> None:
@@ -221,9 +290,10 @@ def summarize(course, results) -> dict:
     totals = [r.score for r in results]
     per_ex = {ex: [r.by_exercise()[ex][0] for r in results] for ex in exercises}
     fails = Counter(t.name for r in results for t in r.tests if not t.passed)
-    limited = sorted(r.student for r in results if r.hit_limit)
-    flagged = sorted(f"{r.student} ({ex}: {fl[0]})" for r in results for ex, fl in r.flags.items() if fl)
-    load_failed = sorted({f"{r.student} ({ex})" for r in results for ex, notes in r.notes.items()
+    name = lambda r: escape(r.student, 120, one_line=True)  # noqa: E731 - a folder name is the student's text
+    limited = sorted(name(r) for r in results if r.hit_limit)
+    flagged = sorted(f"{name(r)} ({ex}: {fl[0]})" for r in results for ex, fl in r.flags.items() if fl)
+    load_failed = sorted({f"{name(r)} ({ex})" for r in results for ex, notes in r.notes.items()
                           for n in notes if "could not be loaded" in n})
     data = {
         "n": len(results),

@@ -72,8 +72,18 @@ class Found:
 def exercise_files(student_dir: Path, exercises, assignment: str | None = None) -> Found:
     """The student's file per exercise. Files directly in the folder win; otherwise the
     nbgrader assignment folder (``assignment``), otherwise the one subfolder that holds
-    exercise files. A symbolic link (the folder itself, a subfolder, a file) is never followed."""
-    student_dir = Path(student_dir)
+    exercise files. A symbolic link (the folder itself, a subfolder, a file) is never followed.
+    A folder that cannot be read is that student's zero, with the reason."""
+    try:
+        return _exercise_files(Path(student_dir), exercises, assignment)
+    except OSError as exc:
+        found = Found(files={ex: None for ex in exercises})
+        for ex in exercises:
+            found.notes[ex] = [f"the student's folder cannot be read ({exc.strerror or exc}): not graded"]
+        return found
+
+
+def _exercise_files(student_dir: Path, exercises, assignment: str | None) -> Found:
     found = Found(files={ex: None for ex in exercises})
     if _is_link(student_dir) or not _is_dir(student_dir):
         why = ("the student's folder is a symbolic link, not the student's own folder: not graded"

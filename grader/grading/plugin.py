@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from grader.errors import GraderFailure, StudentError
+from grader.text import escape
 from grader.grading import checks
 from grader.grading.results import TestResult
 
@@ -178,4 +179,4 @@ def pytest_runtest_makereport(item, call):
             output = f"internal error in the test (not your fault; tell your instructor): {type(exc).__name__}: {exc}"
     ctx.results.append(TestResult(
         nodeid=item.nodeid, name=display_name(item), exercise=exercise_of(item.path), function=fn,
-        points=points, score=points if passed else 0.0, passed=passed, output=output[:4000], limit=limit))
+        points=points, score=points if passed else 0.0, passed=passed, output=escape(output, 4000), limit=limit))

@@ -12,7 +12,6 @@ is left out of the replacement.
 from __future__ import annotations
 
 import contextlib
-import select
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from grader import errors, protocol
 from grader.grading.reading import read_source
 from grader.grading.submission import FailedSubmission, Submission, StaticVerdict, static_verdict
 from grader.sandbox import SandboxError
+from grader.text import escape
 
 ENTRY = "grader.student.serve:serve"
 
@@ -78,7 +78,7 @@ class StudentProcess:
             if head.get("ok") is not True:
                 err = head.get("error") or {}
                 self.load_errors[ex] = errors.LoadError(self.sources[ex].name,
-                                                        str(err.get("why", "it failed to load"))[:500])
+                                                        escape(str(err.get("why", "it failed to load")), 500))
                 if head.get("restart"):   # the file tampered with the process: start one without it
                     self.flags.setdefault(ex, []).append(str(err.get("why", ""))[:300])
                     self.stop()
@@ -112,15 +112,17 @@ class StudentProcess:
         return proc
 
     def _receive(self, limit: float):
+        """The process's answer, whole, within ``limit`` seconds of wall clock (however slowly it
+        trickles), and within the protocol's reply bounds; else the process is stopped."""
         sock = self.child.conn
-        ready, _, _ = select.select([sock], [], [], limit)
-        if not ready:
-            self.stop()
-            raise _TimedOut()
+        deadline = time.monotonic() + limit
         try:
-            sock.settimeout(max(limit, 1.0))
-            return protocol.recv_message(sock)
-        except (EOFError, ConnectionError, OSError, protocol.DecodeError, ValueError) as exc:
+            return protocol.recv_message(sock, max_bytes=protocol.REPLY_MAX_BYTES,
+                                         max_header=protocol.REPLY_MAX_HEADER, deadline=deadline)
+        except protocol.Deadline:
+            self.stop()
+            raise _TimedOut() from None
+        except (EOFError, ConnectionError, OSError, protocol.DecodeError, ValueError, MemoryError) as exc:
             raise _Died(self._death(exc)) from None
 
     def _death(self, exc) -> str:
@@ -128,7 +130,7 @@ class StudentProcess:
         description = None
         if child is not None:
             with contextlib.suppress(Exception):
-                for _ in range(50):  # give the kernel a moment to report how it ended
+                for _ in range(300):  # give the kernel a moment to report how it ended (an OOM kill takes a while)
                     if not child.alive():
                         break
                     time.sleep(0.01)

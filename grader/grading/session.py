@@ -37,6 +37,7 @@ from grader.grading import plugin
 from grader.grading.plugin import CONTEXT, GradingContext
 from grader.grading.results import StudentResult
 from grader.grading.submission import FailedSubmission, LocalSubmission
+from grader.text import escape
 
 # Suites do many small tensor ops: one thread is fastest, and with several jobs on a few
 # cores extra intra-op threads only fight each other (3-10x slower measured here).
@@ -198,10 +199,10 @@ class Engine:
                 notes.append(str(err))
             notes.extend(getattr(sub, "notes", []) or [])
             if notes:
-                result.notes[ex] = list(dict.fromkeys(notes))
+                result.notes[ex] = list(dict.fromkeys(escape(n, 1000) for n in notes))
             flags = getattr(sub, "flags", None)
             if flags:
-                result.flags[ex] = list(dict.fromkeys(flags))
+                result.flags[ex] = list(dict.fromkeys(escape(f, 1000) for f in flags))
         return result
 
 

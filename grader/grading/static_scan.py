@@ -528,27 +528,39 @@ class _ReflectionScanner(_Scanner):
                                 out.append((f"patching {dotted}", line))
                                 break
             if isinstance(n, (ast.Import, ast.ImportFrom)):
+                # importing a module is no use of it (its uses are found above), but for the grader
                 names = [a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""]
                 for name in names:
-                    if _reflection_module(name):
-                        out.append((f"reflection (import {name})", line))
+                    if (name == "grader" or name.startswith("grader.")) and not name.startswith(_ALLOWED_GRADER):
+                        out.append((f"importing the grader ({name})", line))
         return out
 
-    def reachable(self, roots) -> list[ast.AST]:
-        """Definitions reachable by name from ``roots`` (nodes), the roots' own nested ones included."""
-        seen, todo, order = set(), list(roots), []
+    def reachable(self, roots, stop=(), calls_only: bool = False) -> list[ast.AST]:
+        """Definitions reachable by name from ``roots`` (nodes), the roots themselves included.
+        ``stop``: names not followed (other graded functions: judged on their own);
+        ``calls_only``: from the roots, follow only names that are called or decorate (what top-level
+        code runs at load); inside a definition reached that way, every name."""
+        seen, todo, order = set(), [(r, calls_only) for r in roots], []
         while todo:
-            cur = todo.pop()
+            cur, only_calls = todo.pop()
             if id(cur) in seen:
                 continue
             seen.add(id(cur))
             order.append(cur)
+            parents = self.module.parents(cur) if only_calls else {}
             for n in ast.walk(cur):
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-                    if n.id in self.defs:
-                        todo.append(self.defs[n.id])
-                    elif n.id in self.values:
-                        todo.extend(self.values[n.id])
+                if not (isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)) or n.id in stop:
+                    continue
+                if only_calls:
+                    parent = parents.get(id(n))
+                    if not (isinstance(parent, ast.Call) and parent.func is n) and not (
+                            isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                            and n in parent.decorator_list):
+                        continue
+                if n.id in self.defs:
+                    todo.append((self.defs[n.id], False))
+                elif n.id in self.values:
+                    todo.extend((v, only_calls) for v in self.values[n.id])
         return order
 
 
@@ -572,17 +584,18 @@ def reflection_uses(source, graded: Iterable[str], keeps) -> dict:
                 found.setdefault("<module>", []).extend(hits)
         else:
             roots.append(stmt)
-    for node in scanner.reachable(roots):
+    for node in scanner.reachable(roots, calls_only=True):
         scope = scanner._scope_of(node) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
                                                              ast.ClassDef)) else scanner.glob
         hits = scanner.find(node, scope)
         if hits:
             found.setdefault("<module>", []).extend(hits)
+    graded = list(graded)
     for fn in graded:
         node = module.defs.get(fn)
         if node is None:
             continue
-        for sub in scanner.reachable([node]):
+        for sub in scanner.reachable([node], stop=[g for g in graded if g != fn]):
             scope = scanner._scope_of(sub) if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
                                                                ast.ClassDef)) else scanner.glob
             hits = scanner.find(sub, scope)

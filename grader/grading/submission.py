@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grader import errors, protocol
+from grader.text import escape
 from grader.protocol import Gen, Handle, Iter  # noqa: F401  (re-exported for suites)
 
 
@@ -177,11 +178,11 @@ def _student_error(fn: str, err) -> errors.StudentError:
     if not isinstance(err, dict):
         return errors.ProtocolError(fn, "malformed error")
     kind = err.get("kind")
-    s = lambda k: str(err.get(k, ""))[:2000]  # noqa: E731
+    s = lambda k: escape(str(err.get(k, "")), 2000, one_line=True)  # noqa: E731
     if kind == "exception":
         exc = errors.StudentException(fn, s("type") or "Exception", s("message"), s("where"))
         mro = err.get("mro")
-        exc.mro = [str(m) for m in mro][:50] if isinstance(mro, list) else [exc.type_name]
+        exc.mro = [escape(str(m), 200, one_line=True) for m in mro][:50] if isinstance(mro, list) else [exc.type_name]
         return exc
     if kind == "banned":
         return errors.BannedAPI(fn, s("api"))

@@ -34,10 +34,13 @@ import sys
 import traceback
 
 from . import channel, linux_ns as ns
+from .cgroup import MemoryCgroup
 from .limits import Limits, apply_rlimits
 
 NS_FLAGS = ns.CLONE_NEWNS | ns.CLONE_NEWPID | ns.CLONE_NEWNET | ns.CLONE_NEWIPC | ns.CLONE_NEWUTS
 SCRATCH = "/tmp/work"
+HOSTNAME = "gradient-lab"   # every sandbox looks the same from inside: nothing depends on the slot
+INNER_ID = 1000             # the uid/gid a root-mode sandbox sees itself as, whatever its slot
 EXIT_MEMORY = 86   # worker died of an uncaught MemoryError
 EXIT_SETUP = 121   # sandbox setup failed before running the entry point
 
@@ -122,6 +125,10 @@ def _supervise(req: dict, conn_fd: int, status: socket.socket) -> None:
     except OSError as e:
         channel.send(status, {"event": "error", "message": f"cannot create namespaces: {e}"})
         return
+    limits: Limits = req["limits"]
+    group = None
+    if req.get("cgroup") and limits.memory_bytes:
+        group = MemoryCgroup.create(f"{req['zygote_pid']}-{os.getpid()}", limits.memory_bytes)
     ready_r, ready_w = os.pipe()
     life_r, life_w = os.pipe()
     pid = os.fork()
@@ -129,7 +136,7 @@ def _supervise(req: dict, conn_fd: int, status: socket.socket) -> None:
         os.close(ready_r)
         os.close(life_w)
         status.close()  # W's copy only; untrusted code must never hold the status socket
-        _init_main(req, conn_fd, ready_w, life_r)  # never returns
+        _init_main(req, conn_fd, ready_w, life_r, group)  # never returns
     os.close(ready_w)
     os.close(life_r)
     os.close(conn_fd)
@@ -167,9 +174,13 @@ def _supervise(req: dict, conn_fd: int, status: socket.socket) -> None:
     init_status = os.waitpid(pid, 0)[1]
     os.close(ready_r)
     _cleanup_leftovers(req, pid)
+    oom = False
+    if group is not None:
+        oom = group.oom_killed()
+        group.remove()
     if not announced:
         _send(status, {"event": "error", "message": f"sandbox init died during setup (wait status {init_status})"})
-    _send(status, {"event": "exit", "worker_status": worker_status, "init_status": init_status})
+    _send(status, {"event": "exit", "worker_status": worker_status, "init_status": init_status, "oom": oom})
     os.close(life_w)
 
 
@@ -224,14 +235,20 @@ def _close_fds_except(keep: set[int]) -> None:
 
 # ---------------------------------------------------------------- init W
 
-def _init_main(req: dict, conn_fd: int, ready_w: int, life_r: int) -> None:
+def _init_main(req: dict, conn_fd: int, ready_w: int, life_r: int, group=None) -> None:
     try:
         ns.set_pdeathsig(signal.SIGKILL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if group is not None:
+            group.join()   # before anything else: every page the sandbox charges counts
         if req["mode"] == "none":
             os.setsid()
+        else:
+            ns.sethostname(HOSTNAME)
         scratch = _setup_filesystem(req)
         _drop_privileges(req)
+        if req["mode"] == "root" and req["uid"] is not None:
+            _fixed_identity()
         ns.set_pdeathsig(signal.SIGKILL)  # a uid change cleared it
         if select.select([life_r], [], [], 0)[0]:
             os._exit(EXIT_SETUP)  # S died before we could tie ourselves to it
@@ -295,7 +312,11 @@ def _setup_mounts(req: dict) -> None:
     keeps = [k for k in req["keep"] if os.path.exists(k) and any(_under(k, h) for h in hides)]
     keep_fds = {k: os.open(k, os.O_PATH | os.O_CLOEXEC) for k in keeps}
     keep_is_dir = {k: os.path.isdir(k) for k in keeps}
+    covered: list = []
     for h in sorted(hides, key=len):
+        if any(_under(h, c) for c in covered):
+            continue   # already under an empty tmpfs (e.g. inside a 0700 folder that is hidden whole)
+        covered.append(h)
         if os.path.isdir(h) and not os.path.islink(h):
             ns.mount("tmpfs", h, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV, "size=64k,mode=755")
         else:
@@ -369,6 +390,20 @@ def _drop_privileges(req: dict) -> None:
             ns.drop_all_capabilities()  # userns: we kept the namespace's full set
 
 
+def _fixed_identity() -> None:
+    """A user namespace of its own, seeing itself as INNER_ID whatever its slot's uid: grading
+    does not depend on the slot, and the kernel's keyrings (per user namespace) are this
+    sandbox's alone, never a later student's."""
+    uid, gid = os.getuid(), os.getgid()
+    ns.prctl(ns.PR_SET_DUMPABLE, 1)   # the uid change cleared it: /proc/self must be ours to write
+    ns.unshare(ns.CLONE_NEWUSER)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{INNER_ID} {uid} 1")
+    _write("/proc/self/gid_map", f"{INNER_ID} {gid} 1")
+    ns.drop_all_capabilities()   # the new namespace granted a full set: drop it again
+    ns.prctl(ns.PR_SET_DUMPABLE, 0)
+
+
 def _drop_bounding_set() -> None:
     for cap in range(64):
         try:
@@ -405,6 +440,10 @@ def _worker_main(req: dict, conn_fd: int, ready_w: int, scratch: str) -> None:
     except BaseException as e:
         _report_error(ready_w, e)
         os._exit(EXIT_SETUP)
+    try:
+        ns.prctl(ns.PR_SET_DUMPABLE, 0)   # no process the student starts may ptrace this one
+    except OSError:
+        pass
     os.write(ready_w, b"ready\n")
     os.close(ready_w)
     code = 0

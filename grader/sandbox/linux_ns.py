@@ -106,6 +106,11 @@ def drop_all_capabilities() -> None:
     _check(_libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
 
 
+def sethostname(name: str) -> None:
+    raw = name.encode()
+    _check(_libc.sethostname(raw, ctypes.c_size_t(len(raw))), "sethostname")
+
+
 def set_pdeathsig(sig: int) -> None:
     if IS_LINUX:
         prctl(PR_SET_PDEATHSIG, sig)

@@ -57,10 +57,14 @@ class SandboxPool:
         env = {k: os.environ[k] for k in _PASS_ENV if k in os.environ}
         env.update({k: v for k, v in os.environ.items() if k.startswith(("CUDA_", "NVIDIA_"))})
         env.update(_THREAD_ENV)
+        env["PYTHONHASHSEED"] = "0"   # set iteration order and hash() do not depend on the run
         main_thread = threading.current_thread() is threading.main_thread()
         from .zygote import BOOT
+        # Not -I (it would ignore PYTHONHASHSEED): the environment is ours alone, -s leaves out the
+        # user's site-packages, -P (3.11+) the current folder.
+        flags = ["-s", "-P"] if sys.version_info >= (3, 11) else ["-s"]
         self._zygote = subprocess.Popen(
-            [python, "-I", "-c", BOOT, _GRADER_ROOT, str(theirs.fileno()), str(os.getpid()), "1" if main_thread else "0"],
+            [python, *flags, "-c", BOOT, _GRADER_ROOT, str(theirs.fileno()), str(os.getpid()), "1" if main_thread else "0"],
             pass_fds=[theirs.fileno()], cwd="/", env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, start_new_session=True)
         theirs.close()
@@ -75,6 +79,7 @@ class SandboxPool:
             self._zygote.wait()
             raise SandboxError(f"the sandbox zygote did not start: {e}") from None
         self.mode: str = hello["mode"]
+        self.cgroup: str | None = hello.get("cgroup")   # "v1" / "v2": a memory cgroup per child
         self.zygote_pid: int = hello["pid"]
         self.zygote_vm_size: int = hello["vm_size"]
         self._zygote_uid, self._zygote_gid = hello["uid"], hello["gid"]
@@ -85,7 +90,7 @@ class SandboxPool:
         self._scratch_base = tempfile.mkdtemp(prefix="sandbox-") if self.mode == "none" else None
         if self._scratch_base:
             os.chmod(self._scratch_base, 0o711)
-        self.isolation: str = _describe(self.mode, self._uid_separated)
+        self.isolation: str = _describe(self.mode, self._uid_separated, self.cgroup)
         atexit.register(self.close)
         _install_sigterm_handler()
         _POOLS.add(self)
@@ -116,7 +121,8 @@ class SandboxPool:
                 if self._closed:
                     raise SandboxError("the sandbox pool is closed")
                 self._counter += 1
-                req = {"cmd": "spawn", "mode": self.mode, "entry": entry, "files": files, "limits": limits,
+                req = {"cmd": "spawn", "mode": self.mode, "cgroup": self.cgroup, "entry": entry, "files": files,
+                       "limits": limits,
                        "env": dict(env or {}), "uid": uid, "gid": gid, "hide": self.hide, "keep": self.keep,
                        "pass_env": list(_PASS_ENV) + list(_THREAD_ENV),
                        "scratch_host": os.path.join(self._scratch_base, f"c{self._counter}")
@@ -234,6 +240,8 @@ class Child:
         if self._setup_error:
             return f"sandbox setup failed: {self._setup_error}"
         st = None if self._exit is None else self._exit["worker_status"]
+        if self._exit is not None and self._exit.get("oom"):
+            return "memory limit exceeded"
         if st is None:  # the worker did not end on its own
             if self._kill_reason:
                 return self._kill_reason
@@ -476,13 +484,15 @@ def _signame(sig: int) -> str:
         return f"SIG{sig}"
 
 
-def _describe(mode: str, uid_separated: bool) -> str:
+def _describe(mode: str, uid_separated: bool, cgroup: str | None = None) -> str:
+    memory = (f"; memory bounded by a cgroup ({cgroup}: tmpfs and shared memory count)" if cgroup
+              else "; memory bounded by an address-space rlimit only (no cgroup here)")
     if mode == "root":
-        return ("namespaces (pid, mount, net, ipc, uts), read-only root, private /tmp, hidden paths, "
-                "unique uid per child, no capabilities, rlimits")
+        return ("namespaces (user, pid, mount, net, ipc, uts), read-only root, private /tmp, hidden paths, "
+                "unique uid per child, no capabilities, rlimits" + memory)
     if mode == "userns":
         return ("user namespace + namespaces (pid, mount, net, ipc, uts), read-only root, private /tmp, "
-                "hidden paths, no capabilities, rlimits; children share the grader's uid")
+                "hidden paths, no capabilities, rlimits; children share the grader's uid" + memory)
     return ("WEAK: no namespaces available; process group + rlimits + scratch dir only"
             + ("; unique uid per child" if uid_separated else "; children run as the grader's user and can read "
                "and write whatever it can (hidden tests included)"))

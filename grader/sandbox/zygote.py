@@ -46,9 +46,12 @@ def main(argv: list[str]) -> None:
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(1)
     mode = config["force_mode"] or child_setup.probe_mode()
+    from .cgroup import probe as probe_cgroup
+    group_version = probe_cgroup() if mode != "none" or os.geteuid() == 0 else None
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
     threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
-    channel.send(ctl, {"mode": mode, "pid": os.getpid(), "vm_size": vm_size_bytes(), "threads": threads,
+    channel.send(ctl, {"mode": mode, "cgroup": group_version, "pid": os.getpid(), "vm_size": vm_size_bytes(),
+                       "threads": threads,
                        "uid": os.getuid(), "gid": os.getgid()})
     while True:
         try:

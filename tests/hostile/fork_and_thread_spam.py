@@ -1,5 +1,5 @@
 # EXERCISE: clipping
-# EXPECT: full
+# EXPECT: fails clip_grad_value_
 # Forks children that return into the grader's loop, and starts threads until refused, then answers correctly.
 import os
 import threading

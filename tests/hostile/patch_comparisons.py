@@ -1,5 +1,5 @@
 # EXERCISE: clipping
-# EXPECT: fails clip_grad_value_
+# EXPECT: load-error
 # A wrong answer that patches every comparison it can reach: in nbgrader this scores full marks.
 import builtins
 import torch
