@@ -208,14 +208,21 @@ def test_same_class_twice_gives_identical_grades(tmp_path):
     _honest(subs / "bob o'neil é")
     shutil.copy(bug, subs / "bob o'neil é" / "clipping.py")
     (subs / "empty").mkdir()
+    # what the grader controls is pinned: hash seed, uid, hostname, pid, the random generators
+    _honest(subs / "curious")
+    (subs / "curious" / "clipping.py").write_text(
+        "import os, random, socket, torch\n"
+        "def clip_grad_value_(parameters, clip_value):\n"
+        "    raise RuntimeError(f'{hash(\"gradient lab\")} {os.getuid()} {socket.gethostname()} {os.getpid()} '\n"
+        "                       f'{random.random()} {float(torch.rand(()))} {sorted({\"a\", \"b\", \"c\"})}')\n")
     first = _batch(subs, tmp_path / "a", jobs=1)
     second = _batch(subs, tmp_path / "b", jobs=2)
     assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:] + second.stderr[-2000:]
     assert (tmp_path / "a" / "grades.csv").read_bytes() == (tmp_path / "b" / "grades.csv").read_bytes()
-    for student in ("alice", "bob o'neil é", "empty"):
+    for student in ("alice", "bob o'neil é", "empty", "curious"):
         a = json.loads((tmp_path / "a" / student / "results.json").read_text())
         b = json.loads((tmp_path / "b" / student / "results.json").read_text())
         assert a == b
     rows = _csv_rows(tmp_path / "a")
-    assert len(rows) == 3 * len(EXERCISES)
+    assert len(rows) == 4 * len(EXERCISES)
     assert all(r.split(",")[2] == "0" for r in _csv_rows(tmp_path / "a", "empty"))

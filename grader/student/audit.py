@@ -7,7 +7,8 @@ library's: not under Python's prefixes, not the grader's package, not frozen
 import machinery):
 
 * getting hold of frames (``sys._getframe``, ``sys._current_frames``,
-  ``traceback.tb_frame``, ``generator.gi_frame``, ...): frames lead to the
+  ``traceback.tb_frame``, ``generator.gi_frame``, ...), directly or through a
+  library that hands them over (``inspect``, ``traceback``): frames lead to the
   grader's locals;
 * walking the heap (``gc.get_objects``, ``get_referrers``, ``get_referents``),
   ``ctypes``, ``sys.settrace``/``setprofile``, ``sys.addaudithook``, starting
@@ -36,12 +37,18 @@ import sys
 import threading
 
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+_FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames"})
+# Libraries that hand frames to their caller (inspect.currentframe, inspect.stack,
+# traceback.walk_stack, ...); others read a frame for themselves (namedtuple, enum and
+# typing look up their caller's module name) and may.
+_FRAME_LEAKERS = ("/inspect.py", "/traceback.py", "/pdb.py", "/bdb.py")
 _DENY_ALWAYS = frozenset({
-    "sys._getframe", "sys._current_frames", "gc.get_objects", "gc.get_referrers", "gc.get_referents",
-    "sys.settrace", "sys.setprofile", "sys.addaudithook", "function.__new__", "_thread.start_new_thread",
+    "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+    "sys.settrace", "sys.setprofile", "sys.addaudithook", "function.__new__",
+    "gradient_lab.start_thread",   # raised by the serve loop's stand-in for _thread.start_new_thread
 })
 _DENY_FROM_STUDENT = frozenset({"compile", "exec", "marshal.loads", "marshal.load"})
-_WATCHED = _DENY_ALWAYS | _DENY_FROM_STUDENT | {
+_WATCHED = _DENY_ALWAYS | _DENY_FROM_STUDENT | _FRAME_EVENTS | {
     "object.__getattr__", "object.__setattr__", "code.__new__", "open", "import"}
 
 
@@ -91,8 +98,13 @@ def install(grader_dir: str, banned_files=(), base_code=None) -> "callable":
                 return
             if event in _DENY_ALWAYS or event.startswith("ctypes."):
                 deny(f"reflection ({event})")
+            leaks = direct or frame.f_code.co_filename.endswith(_FRAME_LEAKERS)
+            if event in _FRAME_EVENTS:
+                if leaks:
+                    deny(f"reflection ({event})")
+                return
             if event == "object.__getattr__":
-                if args[1] in _FRAME_ATTRS:
+                if args[1] in _FRAME_ATTRS and leaks:
                     deny(f"reflection (reading .{args[1]})")
                 return
             if event == "object.__setattr__":

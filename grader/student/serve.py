@@ -83,6 +83,20 @@ def _intact(snapshots) -> bool:
     return True
 
 
+def _no_threads() -> None:
+    """A thread of the student's would run while the grader's own code does (between the checks
+    of a call): starting one is refused. (Python 3.11 raises no audit event for it.)"""
+    import _thread
+    import threading
+
+    def refuse(*args, **kwargs):
+        sys.audit("gradient_lab.start_thread")   # the audit hook refuses it and records it
+        raise PermissionError("starting a thread is not allowed while grading")
+    _thread.start_new_thread = refuse
+    _thread.start_new = refuse
+    threading._start_new_thread = refuse
+
+
 def serve(conn) -> None:
     """Load every exercise the grader sends (one module each), then serve calls.
 
@@ -107,6 +121,7 @@ def serve(conn) -> None:
     warnings.simplefilter("ignore")   # a warning's source line is never read while the student runs
     drain = audit.install(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), guard.banned_files(),
                           base_code=serve.__code__)
+    _no_threads()
     snapshots = _grader_namespaces()
     for name in [n for n in sys.modules if n == "grader" or n.startswith("grader.")]:
         sys.modules.pop(name, None)   # an import of the grader is now a real one (refused)
