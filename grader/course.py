@@ -51,6 +51,7 @@ class Exercise:
     dir: Path
     functions: dict = field(default_factory=dict)     # name -> FunctionSpec, in exercise.toml's order
     demo: dict = field(default_factory=dict)          # [demo] parameters for the notebook
+    minutes: int = 60                                 # about how long a student needs
 
     def suite(self, which: str) -> Path:
         return self.dir / which
@@ -137,7 +138,8 @@ def _exercise(folder: Path, name: str) -> Exercise:
     total = sum(f.points for f in fns.values())
     if abs(total - points) > 1e-9:
         raise CourseError(f"{toml_path}: the functions' points add up to {total:g}, not {points:g}")
-    return Exercise(name, str(data.get("title", name)), points, folder, fns, dict(data.get("demo", {})))
+    return Exercise(name, str(data.get("title", name)), points, folder, fns, dict(data.get("demo", {})),
+                    int(data.get("minutes", 60)))
 
 
 @functools.lru_cache(maxsize=16)

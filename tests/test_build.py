@@ -77,7 +77,8 @@ def test_course_layout(built):
         assert (out / "release" / ASSIGNMENT / f"{name}.ipynb").is_file()
     # students get the notebooks and the public suites (for `grader check`), nothing else
     rel = out / "release" / ASSIGNMENT
-    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises", "course.toml"])
+    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises", "course.toml", "grader", "README.md",
+                                                      "requirements.txt"])
     for name in READY:
         shipped = sorted(p.relative_to(rel / "exercises" / name).as_posix()
                          for p in (rel / "exercises" / name).rglob("*") if p.is_file())

@@ -60,7 +60,7 @@ def test_check_names_the_buggy_function(tmp_path):
     bug = ROOT / "exercises" / "sigmoid_stack" / "collections" / "buggy" / "backward_bias_not_summed.py"
     shutil.copy(bug, tmp_path / "sigmoid_stack.py")
     run = grader("check", "--device", "cpu", cwd=tmp_path)
-    assert run.returncode == 1
+    assert run.returncode == 0   # it ran (SPEC: whatever the results)
     failed = [l for l in run.stdout.splitlines() if l.strip().startswith("FAIL")]
     assert failed and all("stack_backward" in l for l in failed), run.stdout
 

@@ -126,11 +126,19 @@ def leak_report(release_nb, ref: refmod.Reference, student_functions) -> list:
 
 
 def _ship_public_tests(course, exs, rel_dir: Path) -> int:
-    """Copy the course file and each exercise's definition and public suite (never the hidden
-    one) into the release, so `grader check` and the notebooks' self-check cells work from the
-    release folder with only the grader package installed."""
+    """Copy the course file, each exercise's definition and public suite (never the hidden
+    one), and the grader itself into the release, with a student README and requirements, so
+    `python -m grader check` and the notebooks' self-check cells work from the release folder
+    after one `pip install -r requirements.txt`."""
+    from grader import render
     count = 0
     shutil.copy(course.root / "course.toml", rel_dir / "course.toml")
+    shutil.copytree(Path(__file__).resolve().parent.parent, rel_dir / "grader", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    points = int(course.config.get("course", {}).get("points_per_exercise", 25))
+    (rel_dir / "README.md").write_text(render.render(course, "release/README.md.j2", title=course.title,
+                                                     exercises=exs, count=len(exs), points=points))
+    (rel_dir / "requirements.txt").write_text(render.render(course, "release/requirements.txt.j2"))
     for ex in exs:
         dest = rel_dir / "exercises" / ex.name
         (dest / "public").mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ import click
 import grader
 from grader.grading import discover
 from grader.grading.reading import read_student_file
-from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, write_json
+from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, totals_csv, write_json
 from grader.text import escape
 
 RESULTS = "results.json"
@@ -108,21 +108,54 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
                 "course": str(course.root)}
         hide = [str(Path(submissions).resolve()), str(base.resolve()), str(out.resolve())]
         with WorkerPool(min(jobs, len(todo)), course, hide, opts) as workers, \
-                click.progressbar(length=len(todo), label=f"grading {len(todo)} students, {jobs} jobs") as bar:
+                Progress(len(todo), echo) as progress:
+            echo(f"grading {len(todo)} student(s) with {len(workers.workers)} worker process(es); "
+                 f"isolation: {workers.isolation}")
             for (student, _found, fp), result in workers.run(todo):
                 _save(student_out(out, student), result, fp)
                 done[student] = result.compact()
-                bar.update(1)
+                progress.update()
     return finish(course, [done[s] for s, _ in students if s in done], out, echo)
 
 
 def finish(course, results, out: Path, echo=click.echo) -> dict:
-    """grades.csv and summary.txt from the students' results."""
+    """grades.csv, totals.csv and summary.txt from the students' results."""
     atomic_write(out / "grades.csv", grades_csv(results))
+    atomic_write(out / "totals.csv", totals_csv(results))
     summary = summarize(course, results)
     atomic_write(out / "summary.txt", summary["text"])
     echo(summary["text"])
     return summary
+
+
+class Progress:
+    """A progress bar on a terminal; elsewhere (a log, CI) a line every 10 students or 5 seconds."""
+
+    def __init__(self, total: int, echo=click.echo):
+        import sys
+        import time
+        self.total, self.done, self.echo, self.clock = total, 0, echo, time.monotonic
+        self.started = self.last = self.clock()
+        self.bar = click.progressbar(length=total, label="grading") if sys.stdout.isatty() else None
+
+    def __enter__(self):
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def update(self) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            return
+        now = self.clock()
+        if self.done == self.total or self.done % 10 == 0 or now - self.last >= 5.0:
+            self.last = now
+            self.echo(f"graded {self.done}/{self.total} students ({now - self.started:.1f} s)")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 class WorkerPool:
@@ -144,6 +177,15 @@ class WorkerPool:
         self.limit = float(opts["timeout"]) + self.GRACE
         self.workers = [self._start() for _ in range(jobs)]
         self.started = len(self.workers)
+        self.isolation = "?"
+        for worker in self.workers:   # every worker must come up: a sandbox that fails is the grader's problem
+            self._ready(worker)
+
+    def _ready(self, worker) -> None:
+        msg = worker[1].recv() if worker[1].poll(120) else ("fatal", "no answer within 120 s")
+        if msg[0] != "ready":
+            raise RuntimeError(f"a grading worker failed to start: {msg[1] if len(msg) > 1 else msg!r}")
+        self.isolation = msg[1] if len(msg) > 1 else self.isolation
 
     def _start(self):
         ours, theirs = self.ctx.Pipe()
@@ -172,14 +214,7 @@ class WorkerPool:
         from multiprocessing.connection import wait
         queue = list(todo)
         busy: dict = {}     # conn -> (worker, job, started)
-        idle = []
-        pending = list(self.workers)
-        while pending:   # every worker must come up: the sandbox failing to start is the grader's problem
-            worker = pending.pop()
-            msg = worker[1].recv() if worker[1].poll(120) else ("fatal", "no answer within 120 s")
-            if msg[0] != "ready":
-                raise RuntimeError(f"a grading worker failed to start: {msg[1] if len(msg) > 1 else msg!r}")
-            idle.append(worker)
+        idle = list(self.workers)
         while queue or busy:
             while idle and queue:
                 worker = idle.pop()
@@ -220,9 +255,7 @@ class WorkerPool:
         new = self._start()
         self.workers[self.workers.index(old)] = new
         self.started += 1
-        msg = new[1].recv() if new[1].poll(120) else ("fatal", "no answer within 120 s")
-        if msg[0] != "ready":
-            raise RuntimeError(f"a grading worker failed to start: {msg[1] if len(msg) > 1 else msg!r}")
+        self._ready(new)
         return new
 
     def __enter__(self):
@@ -255,7 +288,7 @@ def worker_main(conn, hide, opts) -> None:
         engine = Engine(course, "hidden", device=opts["device"], seed=opts["seed"])
 
         def jobs():
-            conn.send(("ready",))
+            conn.send(("ready", pool.isolation))
             while True:
                 msg = conn.recv()
                 if msg is None:
@@ -289,7 +322,7 @@ def summarize(course, results) -> dict:
     exercises = course.names
     totals = [r.score for r in results]
     per_ex = {ex: [r.by_exercise()[ex][0] for r in results] for ex in exercises}
-    fails = Counter(t.name for r in results for t in r.tests if not t.passed)
+    fails = Counter(t.name for r in results for t in r.tests if not t.passed and t.exercise not in r.missing)
     name = lambda r: escape(r.student, 120, one_line=True)  # noqa: E731 - a folder name is the student's text
     limited = sorted(name(r) for r in results if r.hit_limit)
     flagged = sorted(f"{name(r)} ({ex}: {fl[0]})" for r in results for ex, fl in r.flags.items() if fl)

@@ -46,6 +46,7 @@ class StudentResult:
     tests: list = field(default_factory=list)      # TestResults
     notes: dict = field(default_factory=dict)      # exercise -> [str] (load errors, limits hit)
     flags: dict = field(default_factory=dict)      # exercise -> [str]: reasons to review the submission by hand
+    missing: list = field(default_factory=list)    # exercises the student handed in no file for
 
     def by_exercise(self) -> "OrderedDict[str, tuple[float, float]]":
         out = OrderedDict((ex, [0.0, 0.0]) for ex in self.exercises)
@@ -73,7 +74,8 @@ class StudentResult:
         memory (the full result is on disk), so memory stays flat as the class grows."""
         from dataclasses import replace
         tests = [replace(t, output="", nodeid="", name=t.name if not t.passed else "") for t in self.tests]
-        return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes, self.flags)
+        return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes, self.flags,
+                             self.missing)
 
     # ------------------------------------------------------------ exports
     def to_gradescope(self) -> dict:
@@ -97,12 +99,14 @@ class StudentResult:
 
     def to_dict(self) -> dict:
         return {"student": self.student, "exercises": self.exercises, "max_points": self.max_points,
-                "tests": [asdict(t) for t in self.tests], "notes": self.notes, "flags": self.flags}
+                "tests": [asdict(t) for t in self.tests], "notes": self.notes, "flags": self.flags,
+                "missing": self.missing}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StudentResult":
         return cls(d["student"], list(d["exercises"]), dict(d["max_points"]),
-                   [TestResult(**t) for t in d["tests"]], dict(d.get("notes", {})), dict(d.get("flags", {})))
+                   [TestResult(**t) for t in d["tests"]], dict(d.get("notes", {})), dict(d.get("flags", {})),
+                   list(d.get("missing", [])))
 
     def table(self, color: bool = False) -> str:
         """Per exercise and function: points, then each failed test with its feedback."""
@@ -149,6 +153,16 @@ def atomic_write(path: Path, data: str) -> None:
 
 def write_json(path: Path, obj) -> None:
     atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def totals_csv(results) -> str:
+    """totals.csv: one row per student, the total over the course (grades.csv keeps SPEC's format)."""
+    rows = sorted([r.student, fmt_points(r.score), fmt_points(r.max_score)] for r in results)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student", "score", "max_score"])
+    w.writerows(rows)
+    return buf.getvalue()
 
 
 def grades_csv(results) -> str:

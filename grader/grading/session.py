@@ -191,8 +191,10 @@ class Engine:
                                                                   for e in self.exercises}, tests=tests)
         for ex in self.exercises:
             notes = list(job.notes.get(ex, []))
-            if job.files.get(ex) is None and not notes:
-                notes.append(f"no {ex}.ipynb or {ex}.py found: 0 points")
+            if job.files.get(ex) is None:
+                result.missing.append(ex)
+                if not notes:
+                    notes.append(f"no {ex}.ipynb or {ex}.py found: 0 points")
             sub = used.get(ex)
             err = getattr(sub, "load_error", None) or getattr(sub, "error", None)
             if err is not None and job.files.get(ex) is not None:
