@@ -157,12 +157,22 @@ def check_value(value, want, inputs64, dtype, device, what):
                  what=f"h_next against torch.nn.GRUCell ({what})", hint=diagnose(inputs64, value))
 
 
+def call_args(inputs):
+    """The SPEC's signature used three ways: both biases positional; a missing bias_hh left to its
+    default (bias_ih positional or left out too); a lone bias_hh passed by keyword."""
+    *args, b_ih, b_hh = inputs
+    if b_hh is not None:
+        return (args + [b_ih, b_hh], {}) if b_ih is not None else (args, {"bias_hh": b_hh})
+    return (args + [b_ih], {}) if b_ih is not None else (args, {})
+
+
 def forward_cases(student, device, rng, reference, dtype, tag):
     """One call per bias combination, each on its own shape (the first one fixed)."""
     for k, (has_ih, has_hh) in enumerate(BIASES):
         N, I, H = random_shape(rng) if k else (3, 5, 4)
         inputs64 = to(make_inputs(rng, N, I, H, has_ih, has_hh), device)
-        value = student.call(FN, *to(inputs64, device, dtype))
+        args, kwargs = call_args(to(inputs64, device, dtype))
+        value = student.call(FN, *args, **kwargs)
         want = reference(lambda: torch_gru(inputs64), tag, k)
         check_value(value, want, inputs64, dtype, device, f"{dtype}, {label(inputs64)}")
 

@@ -179,6 +179,15 @@ def check_backward(value, ref, g, inputs, dtype, device, what):
                      hint=(special or {}).get(name) or HINTS[name] + "; " + GATE_HINT)
 
 
+def call_args(inputs):
+    """The SPEC's signature used three ways: both biases positional; a missing bias_hh left to its
+    default (bias_ih positional or left out too); a lone bias_hh passed by keyword."""
+    *args, b_ih, b_hh = inputs
+    if b_hh is not None:
+        return (args + [b_ih, b_hh], {}) if b_ih is not None else (args, {"bias_hh": b_hh})
+    return (args + [b_ih], {}) if b_ih is not None else (args, {})
+
+
 def backward_cases(student, device, rng, reference, dtype, shapes, biases, tag, z_bias=None):
     """One call per (shape, bias combination). ``z_bias``: added to the update gate's rows of
     bias_hh (the bias combinations then all have bias_hh)."""
@@ -188,7 +197,8 @@ def backward_cases(student, device, rng, reference, dtype, shapes, biases, tag, 
             inputs[5][H:2 * H] += z_bias
         inputs = to(inputs, device)
         g = torch.randn(N, H, generator=rng, dtype=torch.float64).to(device)
-        value = student.call(FN, *to([g, *inputs], device, dtype))
+        args, kwargs = call_args(to([g, *inputs], device, dtype))
+        value = student.call(FN, *args, **kwargs)
         ref = reference(lambda: reference_backward(g, inputs), tag, k)
         extra = "" if z_bias is None else f", update-gate bias {z_bias:+g}"
         check_backward(value, ref, g, inputs, dtype, device, f"{dtype}, {label(inputs)}{extra}")
