@@ -1,0 +1,1 @@
+../exercises/gru_cell/reference.py
