@@ -71,7 +71,7 @@ def failures(ex, path, seed=0):
 def test_collection_shape(ex):
     """At least 5 correct styles (one a notebook) and 12 single-bug variants naming a real function."""
     correct, buggy = _collection(ex)
-    assert len(correct) >= 5
+    assert len(correct) >= 6
     assert any(p.suffix == ".ipynb" for p in correct)
     assert len(buggy) >= 12
     for p in buggy:
