@@ -77,13 +77,15 @@ def main():
 @main.command()
 @click.argument("submission_dir", required=True)
 @click.option("--json", "json_file", default=None, help="also write the Gradescope results.json here")
+@click.option("--html", "html_file", default=None, help="also write the student's report (with plots) here")
 @course_option
 @grading_options
-def grade(submission_dir, json_file, course_dir, device, timeout, seed):
+def grade(submission_dir, json_file, html_file, course_dir, device, timeout, seed):
     """Grade one student's folder with the hidden suites."""
     folder = existing_folder(submission_dir, "give the student's folder")
-    if json_file is not None and Path(json_file).is_dir():
-        fail(f"--json {json_file}: is a folder, expected a file name")
+    for option, value in (("--json", json_file), ("--html", html_file)):
+        if value is not None and Path(value).is_dir():
+            fail(f"{option} {value}: is a folder, expected a file name")
     course = load_course(course_dir)
     device = resolve_device(device)
     check_timeout(timeout)
@@ -99,22 +101,30 @@ def grade(submission_dir, json_file, course_dir, device, timeout, seed):
         fail(f"{submission_dir}: no exercise file here (expected "
              f"{', '.join(e + '.ipynb or .py' for e in course.names[:2])}, ...)")
     try:
-        result = grade_folder(course, folder, found, device=device, timeout=timeout, seed=seed)
+        result = grade_folder(course, folder, found, device=device, timeout=timeout, seed=seed,
+                              feedback=html_file is not None)
     except GraderFailure as exc:
         fail(str(exc).splitlines()[0], code=1)
     click.echo(result.table())
     if json_file:
         write_json(Path(json_file), result.to_gradescope())
         click.echo(f"results written to {json_file}")
+    if html_file:
+        from grader.grading.report import student_html
+        from grader.grading.results import atomic_write
+        atomic_write(Path(html_file), student_html(course, result))
+        click.echo(f"report written to {html_file}")
 
 
 @main.command()
 @click.argument("submissions", required=True)
 @click.option("--out", "outdir", required=True, help="folder for grades.csv, per-student results.json and the summary")
 @click.option("--jobs", type=int, default=None, help="students graded in parallel (default: number of cores)")
+@click.option("--report", is_flag=True, help="also write OUT/<student>/report.html, with plots drawn from each "
+                                             "student's functions")
 @course_option
 @grading_options
-def batch(submissions, outdir, jobs, course_dir, device, timeout, seed):
+def batch(submissions, outdir, jobs, report, course_dir, device, timeout, seed):
     """Grade every student folder of a class."""
     subs = existing_folder(submissions, "give the class folder")
     out = Path(outdir)
@@ -135,7 +145,7 @@ def batch(submissions, outdir, jobs, course_dir, device, timeout, seed):
     device = resolve_device(device)
     check_timeout(timeout)
     try:
-        run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed)
+        run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report)
     except RuntimeError as exc:
         fail(str(exc).splitlines()[0], code=1)
 
@@ -143,9 +153,10 @@ def batch(submissions, outdir, jobs, course_dir, device, timeout, seed):
 @main.command()
 @click.argument("paths", nargs=-1)
 @click.option("--isolated", is_flag=True, help="run your code in the grader's sandbox, as grading does")
+@click.option("--html", "html_file", default=None, help="also write a report with plots of your functions here")
 @course_option
 @grading_options
-def check(paths, isolated, course_dir, device, timeout, seed):
+def check(paths, isolated, html_file, course_dir, device, timeout, seed):
     """Self-check: run the public tests on your notebooks or modules."""
     from grader import course as coursemod
     from grader.grading.check import run_check
@@ -156,7 +167,7 @@ def check(paths, isolated, course_dir, device, timeout, seed):
         course = coursemod.around(targets) or load_course(None)
     try:
         code = run_check(course, targets, device=resolve_device(device), timeout=check_timeout(timeout),
-                         seed=seed, isolated=isolated)
+                         seed=seed, isolated=isolated, html=Path(html_file) if html_file else None)
     except Exception as exc:  # noqa: BLE001 - e.g. the sandbox cannot start here
         fail(f"the self-check could not run: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
              code=2)

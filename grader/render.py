@@ -16,7 +16,8 @@ def environment(root: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(root / "templates"), str(root / "exercises")]),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        autoescape=False)
+        # HTML reports escape everything they show (a student's text included); notebooks and text do not
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2"), default=False))
     env.filters["tojson"] = lambda v: json.dumps(v, sort_keys=True)
     return env
 

@@ -77,14 +77,17 @@ def test_course_layout(built):
         assert (out / "release" / ASSIGNMENT / f"{name}.ipynb").is_file()
     # students get the notebooks and the public suites (for `grader check`), nothing else
     rel = out / "release" / ASSIGNMENT
-    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + ["exercises", "course.toml", "grader", "README.md",
-                                                      "requirements.txt"])
+    assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + [
+        "exercises", "course.toml", "grader", "README.md", "requirements.txt"])
     for name in READY:
         shipped = sorted(p.relative_to(rel / "exercises" / name).as_posix()
                          for p in (rel / "exercises" / name).rglob("*") if p.is_file())
         public = sorted("public/" + p.name for p in (ROOT / "exercises" / name / "public").glob("*.py"))
         assert shipped == sorted(["exercise.toml"] + public), shipped
-    assert not list(rel.rglob("hidden")) and not list(rel.rglob("reference*"))
+    content = [p for p in rel.rglob("*") if "grader" not in p.relative_to(rel).parts[:1]]
+    assert not [p for p in content if p.name in ("hidden", "reference.py", "collections")]
+    # the grader shipped is the tool alone: no course content, no course builder
+    assert not [p for p in (rel / "grader").rglob("*") if p.suffix in (".toml", ".j2", ".ipynb") or p.name == "assign"]
 
 
 def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
@@ -196,3 +199,25 @@ def test_grader_check_passes_the_source_notebooks(built):
     assert "FAIL" not in run.stdout
     for name in READY:
         assert f"{name}:" in run.stdout
+
+
+def test_the_release_is_all_a_student_needs(built, tmp_path):
+    """From the release folder alone (its own grader, no course checkout on the path), the
+    self-check runs: the model notebooks pass, the untouched stubs fail with 'not implemented'."""
+    out, _ = built
+    release = tmp_path / "release"
+    shutil.copytree(out / "release" / ASSIGNMENT, release)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    stubs = subprocess.run([sys.executable, "-m", "grader", "check", "--device", "cpu"], cwd=release,
+                           capture_output=True, text=True, timeout=600, env=env)
+    assert stubs.returncode == 0, stubs.stderr[-2000:]
+    assert "not implemented" in stubs.stdout and "PASS" not in stubs.stdout.split("total:")[0].replace(
+        "public tests passed", "")
+    for name in READY:
+        shutil.copy(out / "source" / ASSIGNMENT / f"{name}.ipynb", release / f"{name}.ipynb")
+    model = subprocess.run([sys.executable, "-m", "grader", "check", "--device", "cpu"], cwd=release,
+                           capture_output=True, text=True, timeout=600, env=env)
+    assert model.returncode == 0, model.stderr[-2000:]
+    assert "FAIL" not in model.stdout and "total:" in model.stdout
+    readme = (release / "README.md").read_text()
+    assert "pip install -r requirements.txt" in readme and all(f"`{n}.ipynb`" in readme for n in READY)

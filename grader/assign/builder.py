@@ -134,7 +134,7 @@ def _ship_public_tests(course, exs, rel_dir: Path) -> int:
     count = 0
     shutil.copy(course.root / "course.toml", rel_dir / "course.toml")
     shutil.copytree(Path(__file__).resolve().parent.parent, rel_dir / "grader", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "assign"))
     points = int(course.config.get("course", {}).get("points_per_exercise", 25))
     (rel_dir / "README.md").write_text(render.render(course, "release/README.md.j2", title=course.title,
                                                      exercises=exs, count=len(exs), points=points))

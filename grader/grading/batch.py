@@ -29,6 +29,7 @@ import grader
 from grader.grading import discover
 from grader.grading.reading import read_student_file
 from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, totals_csv, write_json
+from grader.grading.report import class_html, previous_totals, score_changes, write_student_reports
 from grader.text import escape
 
 RESULTS = "results.json"
@@ -84,7 +85,11 @@ def _load_state(folder: Path):
 
 # ----------------------------------------------------------------- batch
 def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, timeout: float, seed: int = 0,
-              echo=click.echo) -> dict:
+              echo=click.echo, report: bool = False) -> dict:
+    """Grade a class into ``out``; ``report``: also each student's report.html (plots drawn from their
+    functions' values, after grading, in parallel)."""
+    import time
+    started = time.perf_counter()
     exercises = course.names
     base = discover.class_base(submissions)
     students = discover.student_dirs(submissions)
@@ -92,10 +97,11 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
     for stale in out.glob("**/.tmp-*"):   # left by a batch killed in the middle of a write
         stale.unlink(missing_ok=True)
     digest = _grader_digest()
+    previous = previous_totals(out / "grades.csv") if (out / "grades.csv").is_file() else None
     todo, done = [], {}
     for student, folder in students:
         found = discover.exercise_files(folder, exercises, course.assignment)
-        fp = fingerprint(course, found, base, device, seed, timeout, digest)
+        fp = fingerprint(course, found, base, device, seed, timeout, digest) + ("+report" if report else "")
         state = _load_state(student_out(out, student))
         if state and state.get("fingerprint") == fp:
             done[student] = StudentResult.from_dict(state["result"]).compact()
@@ -105,7 +111,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
         echo(f"{len(done)} student(s) unchanged since the last run: kept their results")
     if todo:
         opts = {"device": device, "timeout": timeout, "seed": seed, "base": str(base),
-                "course": str(course.root)}
+                "course": str(course.root), "feedback": report}
         hide = [str(Path(submissions).resolve()), str(base.resolve()), str(out.resolve())]
         with WorkerPool(min(jobs, len(todo)), course, hide, opts) as workers, \
                 Progress(len(todo), echo) as progress:
@@ -115,16 +121,26 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
                 _save(student_out(out, student), result, fp)
                 done[student] = result.compact()
                 progress.update()
-    return finish(course, [done[s] for s, _ in students if s in done], out, echo)
+    timing = {"seconds": time.perf_counter() - started, "graded": len(todo), "kept": len(done) - len(todo)}
+    if report:
+        pairs = [(student_out(out, s) / STATE, student_out(out, s) / "report.html") for s, _ in students if s in done]
+        timing["reports"] = write_student_reports(course, pairs, jobs)
+        echo(f"{len(pairs)} student report(s) drawn in {timing['reports']:.1f} s: {out}/<student>/report.html")
+    return finish(course, [done[s] for s, _ in students if s in done], out, echo, timing=timing, previous=previous)
 
 
-def finish(course, results, out: Path, echo=click.echo) -> dict:
-    """grades.csv, totals.csv and summary.txt from the students' results."""
+def finish(course, results, out: Path, echo=click.echo, timing=None, previous=None) -> dict:
+    """grades.csv, totals.csv, summary.txt and the class report from the students' results
+    (``previous``: {student: total} of the last run, for the list of changed scores)."""
     atomic_write(out / "grades.csv", grades_csv(results))
     atomic_write(out / "totals.csv", totals_csv(results))
     summary = summarize(course, results)
     atomic_write(out / "summary.txt", summary["text"])
+    changes = score_changes(previous, results) if previous is not None else None
+    atomic_write(out / "report.html", class_html(course, results, timing=timing, changes=changes))
     echo(summary["text"])
+    if changes:
+        echo(f"{len(changes)} student(s) changed total since the last run (see report.html)")
     return summary
 
 
@@ -285,7 +301,7 @@ def worker_main(conn, hide, opts) -> None:
     pool = None
     try:
         pool = grading_pool(course, extra_hide=hide)
-        engine = Engine(course, "hidden", device=opts["device"], seed=opts["seed"])
+        engine = Engine(course, "hidden", device=opts["device"], seed=opts["seed"], feedback=opts.get("feedback", False))
 
         def jobs():
             conn.send(("ready", pool.isolation))

@@ -45,11 +45,11 @@ def _collect(paths, exercises, assignment):
     return files, problems
 
 
-def check_files(course, files: dict, *, device="cpu", timeout=60.0, seed=0, isolated=False):
+def check_files(course, files: dict, *, device="cpu", timeout=60.0, seed=0, isolated=False, feedback=False):
     """The public suites on the student's files: in this process by default (it is the
     student's own code on their own machine, and that keeps a check under 3 s), or isolated."""
     exercises = [e for e in course.names if e in files]
-    engine = Engine(course, "public", device=device, seed=seed, exercises=exercises)
+    engine = Engine(course, "public", device=device, seed=seed, exercises=exercises, feedback=feedback)
     if not isolated:
         return engine.grade(Job("you", lambda: LocalSubmissions(course, files=files,
                                                                 call_timeout=max(1.0, timeout / 6)),
@@ -63,14 +63,21 @@ def check_files(course, files: dict, *, device="cpu", timeout=60.0, seed=0, isol
         pool.close()
 
 
-def run_check(course, paths, device="cpu", timeout=60.0, seed=0, isolated=False, echo=click.echo) -> int:
+def run_check(course, paths, device="cpu", timeout=60.0, seed=0, isolated=False, echo=click.echo,
+              html=None) -> int:
     files, problems = _collect(paths, course.names, course.assignment)
     for p in problems:
         echo(f"grader: error: {p}", err=True)
     if not files:
         return 2
-    result = check_files(course, files, device=device, timeout=timeout, seed=seed, isolated=isolated)
+    result = check_files(course, files, device=device, timeout=timeout, seed=seed, isolated=isolated,
+                         feedback=html is not None)
     echo(report(result))
+    if html is not None:
+        from grader.grading.report import student_html
+        from grader.grading.results import atomic_write
+        atomic_write(html, student_html(course, result))
+        echo(f"report written to {html}")
     echo("These are the public tests only: grading runs more (hidden) tests on other inputs, "
          "so a pass here is necessary, not sufficient.")
     return 2 if problems else 0

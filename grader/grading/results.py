@@ -47,6 +47,7 @@ class StudentResult:
     notes: dict = field(default_factory=dict)      # exercise -> [str] (load errors, limits hit)
     flags: dict = field(default_factory=dict)      # exercise -> [str]: reasons to review the submission by hand
     missing: list = field(default_factory=list)    # exercises the student handed in no file for
+    feedback: dict = field(default_factory=dict)   # exercise -> plain data for its report plot (or {"error"})
 
     def by_exercise(self) -> "OrderedDict[str, tuple[float, float]]":
         out = OrderedDict((ex, [0.0, 0.0]) for ex in self.exercises)
@@ -73,7 +74,8 @@ class StudentResult:
         """What the class summary needs, without feedback texts: a batch keeps only this in
         memory (the full result is on disk), so memory stays flat as the class grows."""
         from dataclasses import replace
-        tests = [replace(t, output="", nodeid="", name=t.name if not t.passed else "") for t in self.tests]
+        tests = [replace(t, output="" if t.passed else t.output[:300], nodeid="", name=t.name if not t.passed else "")
+                 for t in self.tests]
         return StudentResult(self.student, self.exercises, self.max_points, tests, self.notes, self.flags,
                              self.missing)
 
@@ -100,13 +102,13 @@ class StudentResult:
     def to_dict(self) -> dict:
         return {"student": self.student, "exercises": self.exercises, "max_points": self.max_points,
                 "tests": [asdict(t) for t in self.tests], "notes": self.notes, "flags": self.flags,
-                "missing": self.missing}
+                "missing": self.missing, "feedback": self.feedback}
 
     @classmethod
     def from_dict(cls, d: dict) -> "StudentResult":
         return cls(d["student"], list(d["exercises"]), dict(d["max_points"]),
                    [TestResult(**t) for t in d["tests"]], dict(d.get("notes", {})), dict(d.get("flags", {})),
-                   list(d.get("missing", [])))
+                   list(d.get("missing", [])), dict(d.get("feedback", {})))
 
     def table(self, color: bool = False) -> str:
         """Per exercise and function: points, then each failed test with its feedback."""
@@ -140,6 +142,7 @@ def atomic_write(path: Path, data: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        os.fchmod(fd, 0o644)   # mkstemp's 0600 would keep the results from the instructor's colleagues
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(data)
             f.flush()

@@ -132,11 +132,13 @@ class _Loop:
 class Engine:
     """Grades students with the ``which`` suites of a course."""
 
-    def __init__(self, course, which: str = "hidden", device: str = "cpu", seed: int = 0, exercises=None):
+    def __init__(self, course, which: str = "hidden", device: str = "cpu", seed: int = 0, exercises=None,
+                 feedback: bool = False):
         self.course = course
         self.which = which
         self.device = device
         self.seed = seed
+        self.feedback = feedback     # also collect each exercise's report-plot data (report.collect_feedback)
         self.exercises = list(exercises) if exercises is not None else course.names
 
     def suite_paths(self) -> list[str]:
@@ -184,7 +186,11 @@ class Engine:
             # exercises whose suites asked for no submission still report why they are empty
             for ex in self.exercises:
                 used.setdefault(ex, provider.get(ex))
-            return self._result(job, list(ctx.results), used)
+            result = self._result(job, list(ctx.results), used)
+            if self.feedback:
+                from grader.grading.report import collect_feedback
+                result.feedback = collect_feedback(self.course, self.exercises, provider, self.device, self.seed)
+            return result
 
     def _result(self, job: Job, tests, used: dict) -> StudentResult:
         result = StudentResult(job.student, list(self.exercises), {e: self.course.exercise(e).points
@@ -210,7 +216,8 @@ class Engine:
 
 # ---------------------------------------------------------------- conveniences
 
-def grade_folder(course, folder: Path, found=None, *, device: str = "cpu", timeout: float = 120.0, seed: int = 0):
+def grade_folder(course, folder: Path, found=None, *, device: str = "cpu", timeout: float = 120.0, seed: int = 0,
+                 feedback: bool = False):
     """``grader grade``: one student's folder, isolated (``found``: discover.exercise_files)."""
     from grader.grading import discover
     from grader.grading.remote import IsolatedSubmissions, grading_pool
@@ -223,7 +230,7 @@ def grade_folder(course, folder: Path, found=None, *, device: str = "cpu", timeo
         job = Job(folder.resolve().name, lambda: IsolatedSubmissions(present, course, pool, timeout=timeout,
                                                                      device=device, base=folder),
                   files=dict(found.files), notes=dict(found.notes))
-        return Engine(course, "hidden", device=device, seed=seed).grade(job)
+        return Engine(course, "hidden", device=device, seed=seed, feedback=feedback).grade(job)
     finally:
         pool.close()
 
