@@ -60,13 +60,23 @@ def collect(student, device) -> dict:
             "max_norm": MAX_NORM, "steps": STEPS}
 
 
+def _shown(values):
+    """The values a log axis can show; the step where a run blew up (inf, nan or beyond 1e30)."""
+    shown = []
+    for v in values:
+        if not math.isfinite(v) or v > 1e30:
+            return shown, len(shown) + 1
+        shown.append(v)
+    return shown, None
+
+
 def draw(data: dict, fig) -> None:
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     for run, color, label in (("plain", "tab:red", "no clipping"), ("yours", "tab:blue", "your clip_grad_norm_")):
-        norms, losses = data[run]["norm"], data[run]["loss"]
-        ax1.semilogy(range(1, len(norms) + 1), norms, "o-", color=color, markersize=3, label=label)
-        finite = [v if math.isfinite(v) else float("nan") for v in losses]
-        ax2.semilogy(range(1, len(finite) + 1), finite, "o-", color=color, markersize=3, label=label)
+        for ax, key in ((ax1, "norm"), (ax2, "loss")):
+            shown, blew = _shown(data[run][key])
+            text = label + (f" (inf or nan at step {blew})" if blew else "")
+            ax.semilogy(range(1, len(shown) + 1), shown, "o-", color=color, markersize=3, label=text)
     ax1.axhline(data["max_norm"], color="gray", linestyle="--", label=f"max_norm = {data['max_norm']:g}")
     ax1.set_xlabel("training step")
     ax1.set_ylabel("gradient norm before clipping")

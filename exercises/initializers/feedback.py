@@ -3,8 +3,10 @@ a deep network's gradients.
 
 collect() asks the student's kaiming_normal_ for one 256 x 256 weight (a generator with a
 fixed seed) and returns its histogram beside the density it should follow; then it initialises
-a 20-layer ReLU network with their kaiming_normal_ (one call per layer) and with torch's, and
-returns the per-layer gradient norms of both, computed here.
+a 20-layer ReLU network at the scale of their kaiming_normal_ (one call per layer: each layer's
+weights are the same standard normal draws times the standard deviation of theirs) and at
+torch's, and returns the per-layer gradient norms of both, computed here. Sharing the draws
+shows the effect of the scale alone, not of two different random networks.
 """
 import math
 
@@ -16,10 +18,11 @@ TITLE = "Your kaiming_normal_: the weights' histogram, and the gradients of a 20
 N, DEPTH, WIDTH, BATCH, SEED = 256, 20, 64, 64, 0
 
 
-def _grad_norms(Ws, device):
+def _grad_norms(stds, device):
     gen = torch.Generator().manual_seed(SEED + 1)
     x = torch.randn(BATCH, WIDTH, generator=gen, dtype=torch.float64).to(device)
-    Ws = [W.detach().double().clone().requires_grad_() for W in Ws]
+    Ws = [(torch.randn(WIDTH, WIDTH, generator=gen, dtype=torch.float64) * s).to(device).requires_grad_()
+          for s in stds]
     a = x
     with torch.enable_grad():
         for W in Ws:
@@ -44,13 +47,10 @@ def collect(student, device) -> dict:
                          nonlinearity="relu", generator=Gen(SEED + 10 + l))
         if not isinstance(t, torch.Tensor) or tuple(t.shape) != (WIDTH, WIDTH):
             return {"note": "your kaiming_normal_ did not return the tensor it filled"}
-        yours.append(t)
-    gen = torch.Generator().manual_seed(SEED + 2)
-    theirs = [torch.nn.init.kaiming_normal_(torch.empty(WIDTH, WIDTH, dtype=torch.float64), nonlinearity="relu",
-                                            generator=gen).to(device) for _ in range(DEPTH)]
+        yours.append(float(t.detach().double().std()))
     return {"edges": edges.tolist(), "counts": counts.tolist(), "n": N * N, "std": std, "mean": float(values.mean()),
             "sample_std": float(values.std()), "depth": DEPTH, "yours": _grad_norms(yours, device),
-            "torch": _grad_norms(theirs, device), "note": ""}
+            "torch": _grad_norms([math.sqrt(2.0 / WIDTH)] * DEPTH, device), "note": ""}
 
 
 def draw(data: dict, fig) -> None:
