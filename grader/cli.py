@@ -192,6 +192,8 @@ def build(outdir, course_dir):
     for name, e in summary["exercises"].items():
         click.echo(f"  {name:<16} {e['hidden_tests']:>3} autograded cells, {e['points']:g} points; "
                    f"source {e['source_bytes']:,} bytes, release {e['release_bytes']:,} bytes")
+    for note in summary.get("notes", []):
+        click.echo(f"  note: {note}")
     click.echo(f"  release: notebooks + {summary['public_tests']} public test files; "
                f"{summary['release_bytes']:,} bytes of notebooks against {summary['source_bytes']:,} in the source "
                f"({summary['seconds']:.0f} s)")

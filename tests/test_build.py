@@ -78,16 +78,17 @@ def test_course_layout(built):
     # students get the notebooks and the public suites (for `grader check`), nothing else
     rel = out / "release" / ASSIGNMENT
     assert sorted(p.name for p in rel.iterdir()) == sorted([f"{n}.ipynb" for n in READY] + [
-        "exercises", "course.toml", "grader", "README.md", "requirements.txt"])
+        "exercises", "course.toml", "gradient_lab_tools", "README.md", "requirements.txt"])
     for name in READY:
         shipped = sorted(p.relative_to(rel / "exercises" / name).as_posix()
                          for p in (rel / "exercises" / name).rglob("*") if p.is_file())
         public = sorted("public/" + p.name for p in (ROOT / "exercises" / name / "public").glob("*.py"))
         assert shipped == sorted(["exercise.toml"] + public), shipped
-    content = [p for p in rel.rglob("*") if "grader" not in p.relative_to(rel).parts[:1]]
+    content = [p for p in rel.rglob("*") if "gradient_lab_tools" not in p.relative_to(rel).parts[:1]]
     assert not [p for p in content if p.name in ("hidden", "reference.py", "collections")]
     # the grader shipped is the tool alone: no course content, no course builder
-    assert not [p for p in (rel / "grader").rglob("*") if p.suffix in (".toml", ".j2", ".ipynb") or p.name == "assign"]
+    tools = rel / "gradient_lab_tools" / "grader"
+    assert not [p for p in tools.rglob("*") if p.suffix in (".toml", ".j2", ".ipynb") or p.name == "assign"]
 
 
 def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
@@ -97,7 +98,7 @@ def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
     for name in READY:
         rel = _nb(out / "release" / ASSIGNMENT / f"{name}.ipynb")
         text = json.dumps(rel)
-        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "run_hidden_test", "nbgrader_cells"):
+        for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "run_hidden_test"):
             assert marker not in text, f"{name}: release contains {marker!r}"
         fns = list(THE_COURSE.exercise(name).functions)
         assert leak_report(rel, load_reference(THE_COURSE.exercise(name).reference), fns) == []
@@ -110,7 +111,10 @@ def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
         # the grade cells are there (hidden part stripped) with their points
         grade = [c for c in rel.cells if _nbg(c).get("grade")]
         assert abs(sum(_nbg(c)["points"] for c in grade) - POINTS) < 1e-9
-        assert all("Hidden test" in c.source and "grader" not in c.source for c in grade)
+        # what is left of a grade cell: its title and the check that the function is no stub
+        for c in grade:
+            visible = [ln for ln in c.source.splitlines() if ln.strip() and not ln.startswith("#")]
+            assert "Hidden test" in c.source and len(visible) == 2 and "require_implemented" in visible[1], c.source
 
 
 def test_source_solutions_come_from_reference(built):
@@ -207,7 +211,9 @@ def test_the_release_is_all_a_student_needs(built, tmp_path):
     out, _ = built
     release = tmp_path / "release"
     shutil.copytree(out / "release" / ASSIGNMENT, release)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # the grader the release ships (what its requirements install), not the checkout's
+    env = dict(os.environ, PYTHONPATH=str(release / "gradient_lab_tools"))
+    assert "./gradient_lab_tools" in (release / "requirements.txt").read_text()
     stubs = subprocess.run([sys.executable, "-m", "grader", "check", "--device", "cpu"], cwd=release,
                            capture_output=True, text=True, timeout=600, env=env)
     assert stubs.returncode == 0, stubs.stderr[-2000:]
@@ -221,3 +227,31 @@ def test_the_release_is_all_a_student_needs(built, tmp_path):
     assert "FAIL" not in model.stdout and "total:" in model.stdout
     readme = (release / "README.md").read_text()
     assert "pip install -r requirements.txt" in readme and all(f"`{n}.ipynb`" in readme for n in READY)
+    shipped = subprocess.run([sys.executable, "-c", "import grader; print(grader.__file__)"], cwd=release,
+                             capture_output=True, text=True, env=env)
+    assert "gradient_lab_tools" in shipped.stdout
+
+
+def test_a_rebuild_keeps_the_gradebook_and_an_edited_config(built, tmp_path):
+    from grader.assign import build_course
+    out = tmp_path / "course"
+    shutil.copytree(built[0], out)
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        gb.add_student("ada", first_name="Ada")
+    config = out / "nbgrader_config.py"
+    config.write_text(config.read_text() + "c.Exchange.root = '/srv/exchange'\n")
+    summary = build_course(out, THE_COURSE, exercises=READY[:1])
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        assert gb.find_student("ada").first_name == "Ada"
+    assert "c.Exchange.root = '/srv/exchange'" in config.read_text()
+    assert any("edited by hand" in n for n in summary["notes"])
+
+
+@pytest.mark.slow
+def test_nbgrader_validate_fails_an_untouched_release_notebook(built):
+    out, _ = built
+    path = out / "release" / ASSIGNMENT / f"{READY[0]}.ipynb"
+    proc = _nbgrader(["validate", str(path)], out)
+    assert "Success! Your notebook passes all the tests." not in proc.stdout, proc.stdout[-2000:]
+    assert "VALIDATION FAILED" in proc.stdout or "not implemented" in proc.stdout, proc.stdout[-2000:]

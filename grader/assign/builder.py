@@ -44,6 +44,27 @@ class BuildError(Exception):
     """The course cannot be built (a one-line reason for the CLI)."""
 
 
+_CONFIG_MARK = "# grader build wrote this file; sha256 of the rest: "
+
+
+def _write_config(path: Path, text: str) -> list:
+    """nbgrader_config.py is ours to (re)write only while nobody edited it: it carries the hash of
+    what we wrote; an edited one is kept (and said so), a missing one is written."""
+    import hashlib
+    body = text if text.endswith("\n") else text + "\n"
+    fresh = _CONFIG_MARK + hashlib.sha256(body.encode()).hexdigest() + "\n" + body
+    if path.is_file():
+        old = path.read_text()
+        first, _, rest = old.partition("\n")
+        ours = first.startswith(_CONFIG_MARK) and first[len(_CONFIG_MARK):] == hashlib.sha256(rest.encode()).hexdigest()
+        if not ours:
+            return [f"{path.name} was edited by hand: kept as it is (delete it to get a fresh one)"]
+        if old == fresh:
+            return []
+    path.write_text(fresh)
+    return []
+
+
 def render_exercise(exercise, course, renderer: NotebookRenderer | None = None):
     """-> (notebook, hidden_tests, reference). Raises BuildError when the reference and
     the hidden suite disagree with the course (missing points, a failing reference)."""
@@ -103,7 +124,7 @@ def leak_report(release_nb, ref: refmod.Reference, student_functions) -> list:
     code = [c.source for c in release_nb.cells if c.cell_type == "code"]
     everything = "\n".join(c.source for c in release_nb.cells)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-                   "run_hidden_test", "nbgrader_cells"):
+                   "run_hidden_test"):
         if marker in everything:
             problems.append(f"contains {marker!r}")
     for c in release_nb.cells:
@@ -125,22 +146,29 @@ def leak_report(release_nb, ref: refmod.Reference, student_functions) -> list:
     return problems
 
 
-def _ship_public_tests(course, exs, rel_dir: Path) -> int:
-    """Copy the course file, each exercise's definition and public suite (never the hidden
-    one), and the grader itself into the release, with a student README and requirements, so
-    `python -m grader check` and the notebooks' self-check cells work from the release folder
-    after one `pip install -r requirements.txt`."""
+TOOLS = "gradient_lab_tools"   # the grader, shipped to students as an installable folder
+
+
+def _ship_public_tests(course, exs, src_dir: Path) -> int:
+    """Put what students get beside the notebooks in the nbgrader *source* folder, so that every
+    `nbgrader generate_assignment` (ours, or the instructor's own) copies it into the release:
+    the course file, each exercise's definition and public suite (never the hidden one), a
+    student README, requirements.txt, and the grader as an installable folder (gradient_lab_tools/,
+    installed by the requirements; never a top-level grader/ that would shadow the instructor's
+    grader when nbgrader autogrades in a copy of this folder)."""
     from grader import render
     count = 0
-    shutil.copy(course.root / "course.toml", rel_dir / "course.toml")
-    shutil.copytree(Path(__file__).resolve().parent.parent, rel_dir / "grader", dirs_exist_ok=True,
+    shutil.copy(course.root / "course.toml", src_dir / "course.toml")
+    tools = src_dir / TOOLS
+    shutil.copytree(Path(__file__).resolve().parent.parent, tools / "grader", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "assign"))
+    (tools / "pyproject.toml").write_text(render.render(course, "release/pyproject.toml.j2"))
     points = int(course.config.get("course", {}).get("points_per_exercise", 25))
-    (rel_dir / "README.md").write_text(render.render(course, "release/README.md.j2", title=course.title,
+    (src_dir / "README.md").write_text(render.render(course, "release/README.md.j2", title=course.title,
                                                      exercises=exs, count=len(exs), points=points))
-    (rel_dir / "requirements.txt").write_text(render.render(course, "release/requirements.txt.j2"))
+    (src_dir / "requirements.txt").write_text(render.render(course, "release/requirements.txt.j2", tools=TOOLS))
     for ex in exs:
-        dest = rel_dir / "exercises" / ex.name
+        dest = src_dir / "exercises" / ex.name
         (dest / "public").mkdir(parents=True, exist_ok=True)
         shutil.copy(ex.dir / "exercise.toml", dest / "exercise.toml")
         for f in sorted((ex.dir / "public").glob("*.py")):
@@ -165,20 +193,21 @@ def build_course(out_dir, course, exercises=None, clean=True) -> dict:
     except KeyError as exc:
         raise BuildError(f"course.toml lists no exercise {exc.args[0]!r}") from None
 
-    if clean and out.exists():
-        for sub in ("source", "release"):
-            p = out / sub
-            if p.is_dir():
-                shutil.rmtree(p)
+    if clean and out.exists():   # ours to replace: the assignment's source and release (never the gradebook)
+        for sub in (out / "source" / assignment, out / "release" / assignment):
+            if sub.is_dir():
+                shutil.rmtree(sub)
     src_dir = out / "source" / assignment
     src_dir.mkdir(parents=True, exist_ok=True)
-    (out / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(
+    summary_notes = []
+    config = NBGRADER_CONFIG.format(
         course_id=cfg.get("course", {}).get("id", assignment), assignment=assignment,
         kernel=cfg.get("nbgrader", {}).get("kernel", "python3"),
-        timeout=int(cfg.get("nbgrader", {}).get("cell_timeout", 120))))
+        timeout=int(cfg.get("nbgrader", {}).get("cell_timeout", 120)))
+    summary_notes += _write_config(out / "nbgrader_config.py", config)
 
     renderer = NotebookRenderer(course)
-    summary = {"course_dir": str(out), "assignment": assignment, "exercises": {}}
+    summary = {"course_dir": str(out), "assignment": assignment, "exercises": {}, "notes": summary_notes}
     refs = {}
     for ex in exs:
         nb, hidden, ref = render_exercise(ex, course, renderer)
@@ -192,6 +221,7 @@ def build_course(out_dir, course, exercises=None, clean=True) -> dict:
             "functions": list(ex.functions),
         }
 
+    summary["public_tests"] = _ship_public_tests(course, exs, src_dir)
     summary["generate_assignment_log"] = _run_generate_assignment(out, assignment)
 
     rel_dir = out / "release" / assignment
@@ -207,9 +237,11 @@ def build_course(out_dir, course, exercises=None, clean=True) -> dict:
         e["release"] = str(rel)
         e["source_bytes"] = Path(e["source"]).stat().st_size
         e["release_bytes"] = rel.stat().st_size
+    for shipped in ("course.toml", "README.md", "requirements.txt", TOOLS, "exercises"):
+        if not (rel_dir / shipped).exists():
+            problems.append(f"nbgrader did not copy {shipped} into release/{assignment}")
     if problems:
         raise BuildError("the release is not fit for students: " + "; ".join(problems))
-    summary["public_tests"] = _ship_public_tests(course, exs, rel_dir)
     summary["source_bytes"] = sum(e["source_bytes"] for e in summary["exercises"].values())
     summary["release_bytes"] = sum(e["release_bytes"] for e in summary["exercises"].values())
     summary["seconds"] = round(time.time() - t0, 2)

@@ -70,3 +70,23 @@ def run_hidden_test(exercise: str, nodeid: str, namespace: dict, seed: int = 0, 
         raise AssertionError(f"{r.name}: {r.output}")
     # Nothing is returned: nbgrader would read a returned value as partial credit.
     print(f"passed: {r.name} ({r.points:g} point{'' if r.points == 1 else 's'})")
+
+
+def require_implemented(function: str, namespace: dict) -> None:
+    """The visible part of an autograder cell: fails while ``function`` is missing or still the
+    release's stub (its body only raises NotImplementedError), so that `nbgrader validate` on an
+    untouched release notebook does not report success."""
+    import ast
+    import inspect
+    import textwrap
+    fn = namespace.get(function)
+    if not callable(fn):
+        raise AssertionError(f"{function} is not defined: run the cell that defines it first")
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return   # no source to look at (a compiled or built-in function): the hidden tests decide
+    body = tree.body[0].body if tree.body and hasattr(tree.body[0], "body") else []
+    body = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(getattr(s, "value", None), ast.Constant))]
+    if len(body) == 1 and isinstance(body[0], ast.Raise) and "NotImplementedError" in ast.unparse(body[0]):
+        raise AssertionError(f"{function} is not implemented yet (it still raises NotImplementedError)")
