@@ -122,9 +122,11 @@ def grade(submission_dir, json_file, html_file, course_dir, device, timeout, see
 @click.option("--jobs", type=int, default=None, help="students graded in parallel (default: number of cores)")
 @click.option("--report", is_flag=True, help="also write OUT/<student>/report.html, with plots drawn from each "
                                              "student's functions")
+@click.option("--gradebook", default=None, metavar="PATH",
+              help="also record every score in this nbgrader gradebook.db (per grade cell of the built notebooks)")
 @course_option
 @grading_options
-def batch(submissions, outdir, jobs, report, course_dir, device, timeout, seed):
+def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, timeout, seed):
     """Grade every student folder of a class."""
     subs = existing_folder(submissions, "give the class folder")
     out = Path(outdir)
@@ -145,9 +147,18 @@ def batch(submissions, outdir, jobs, report, course_dir, device, timeout, seed):
     device = resolve_device(device)
     check_timeout(timeout)
     try:
-        run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report)
+        summary = run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report)
     except RuntimeError as exc:
         fail(str(exc).splitlines()[0], code=1)
+    if gradebook:
+        from grader.grading.gradebook import GradebookError, record
+        try:
+            recorded, problems = record(course, summary["results"], Path(gradebook))
+        except GradebookError as exc:
+            fail(f"{exc} (grades.csv and the results are written)", code=1)
+        for problem in problems:
+            click.echo(f"grader: warning: {problem}", err=True)
+        click.echo(f"{recorded} student(s) recorded in the nbgrader gradebook {gradebook}")
 
 
 @main.command()

@@ -255,3 +255,39 @@ def test_nbgrader_validate_fails_an_untouched_release_notebook(built):
     proc = _nbgrader(["validate", str(path)], out)
     assert "Success! Your notebook passes all the tests." not in proc.stdout, proc.stdout[-2000:]
     assert "VALIDATION FAILED" in proc.stdout or "not implemented" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_gradebook_round_trip(built, tmp_path):
+    """nbgrader collect's layout, graded by the isolated engine into nbgrader's gradebook: nbgrader's
+    own export gives the totals of grades.csv."""
+    import csv
+    out = tmp_path / "course"
+    shutil.copytree(built[0], out)
+    for student, good in (("ada", True), ("bob", False)):
+        dest = out / "submitted" / student / ASSIGNMENT
+        dest.mkdir(parents=True)
+        for name in READY:
+            src = out / ("source" if good else "release") / ASSIGNMENT / f"{name}.ipynb"
+            shutil.copy(src, dest / f"{name}.ipynb")
+    run = subprocess.run([sys.executable, "-m", "grader", "batch", str(out), "--out", str(tmp_path / "graded"),
+                          "--jobs", "2", "--device", "cpu", "--gradebook", str(out / "gradebook.db")],
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "2 student(s) recorded" in run.stdout
+    proc = _nbgrader(["export", "--to", str(tmp_path / "export.csv")], out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(open(tmp_path / "export.csv"))}
+    totals = {r["student"]: float(r["score"]) for r in csv.DictReader(open(tmp_path / "graded" / "totals.csv"))}
+    assert exported == totals and totals["ada"] == POINTS * len(READY) and totals["bob"] == 0
+
+
+def test_a_gradebook_that_is_not_one(tmp_path):
+    student = tmp_path / "class" / "ada"
+    student.mkdir(parents=True)
+    shutil.copy(THE_COURSE.exercise(READY[0]).reference, student / f"{READY[0]}.py")
+    (tmp_path / "not.db").write_text("hello")
+    run = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "--out",
+                          str(tmp_path / "out"), "--jobs", "1", "--device", "cpu", "--gradebook",
+                          str(tmp_path / "not.db")], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and "not an nbgrader gradebook" in run.stderr
+    assert (tmp_path / "out" / "grades.csv").is_file() and (tmp_path / "out" / "ada" / "results.json").is_file()

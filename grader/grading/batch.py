@@ -138,6 +138,7 @@ def finish(course, results, out: Path, echo=click.echo, timing=None, previous=No
     atomic_write(out / "summary.txt", summary["text"])
     changes = score_changes(previous, results) if previous is not None else None
     atomic_write(out / "report.html", class_html(course, results, timing=timing, changes=changes))
+    summary["results"] = results
     echo(summary["text"])
     if changes:
         echo(f"{len(changes)} student(s) changed total since the last run (see report.html)")

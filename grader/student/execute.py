@@ -26,8 +26,9 @@ ASSIGNMENT_SECONDS = 2.0
 _DEFINING = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _ASSIGNING = (ast.Assign, ast.AnnAssign, ast.AugAssign)
 
-# Plotting and display libraries serve demo cells only; importing them costs seconds.
-_DEMO_MODULES = ("matplotlib", "seaborn", "plotly", "IPython", "ipywidgets")
+# Plotting and display libraries serve demo cells only (importing them costs seconds); the grader
+# is imported by a notebook's self-check and autograder cells only, which never run when grading.
+_DEMO_MODULES = ("matplotlib", "seaborn", "plotly", "IPython", "ipywidgets", "grader")
 
 
 def module_name(source: Source) -> str:
