@@ -185,15 +185,59 @@ def check(paths, isolated, html_file, course_dir, device, timeout, seed):
     sys.exit(code)
 
 
+@main.command(hidden=True)
+@click.argument("submission_dir", required=True)
+@click.option("--results", "results_file", required=True, help="where Gradescope reads results.json")
+@click.option("--visibility", default="after_published", show_default=True,
+              help="Gradescope visibility of the hidden tests' results")
+@course_option
+@grading_options
+def gradescope(submission_dir, results_file, visibility, course_dir, device, timeout, seed):
+    """Inside Gradescope's autograder (run_autograder): grade /autograder/submission."""
+    import time
+    from grader.grading.results import StudentResult, write_json
+    course = load_course(course_dir)
+    started = time.perf_counter()
+    folder = Path(submission_dir)
+    if not folder.is_dir():
+        empty = StudentResult("submission", course.names, course.max_points)
+        out = empty.to_gradescope_autograder(hidden_visibility=visibility)
+        out["output"] = f"No submission was found ({submission_dir} is missing): 0 points."
+        write_json(Path(results_file), out)
+        fail(f"{submission_dir}: no such folder (results.json says so)")
+    from grader.grading.check import check_files
+    from grader.grading.session import grade_folder
+    from grader.grading import discover
+    device = resolve_device(device)
+    found = discover.exercise_files(folder, course.names, course.assignment)
+    result = grade_folder(course, folder, found, device=device, timeout=check_timeout(timeout), seed=seed)
+    present = {ex: p for ex, p in found.files.items() if p is not None}
+    public = check_files(course, present, device=device, timeout=timeout, seed=seed, isolated=True).tests \
+        if present else []
+    write_json(Path(results_file), result.to_gradescope_autograder(
+        public, hidden_visibility=visibility, execution_time=time.perf_counter() - started))
+    click.echo(f"{result.score:g}/{result.max_score:g}: results written to {results_file}")
+
+
 @main.command()
 @click.option("--out", "outdir", default="course", show_default=True, help="folder for the nbgrader course")
+@click.option("--gradescope", "gradescope_bundle", is_flag=True,
+              help="also write OUT/gradescope/autograder.zip (Gradescope's autograder for this course)")
 @course_option
-def build(outdir, course_dir):
+def build(outdir, gradescope_bundle, course_dir):
     """Render the templates into an nbgrader course: source (instructor) and release (students)."""
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         fail(f"--out {outdir}: exists and is not a folder")
     course = load_course(course_dir)
+    if gradescope_bundle:
+        from grader.assign.gradescope import build_bundle
+        try:
+            bundle = build_bundle(course, out / "gradescope")
+        except ValueError as exc:
+            fail(str(exc))
+        click.echo(f"Gradescope autograder written to {bundle['path']} ({bundle['files']} files, "
+                   f"{bundle['bytes']:,} bytes; hidden tests' results {bundle['visibility']})")
     from grader.assign import BuildError, build_course
     try:
         summary = build_course(out, course)

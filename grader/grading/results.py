@@ -96,6 +96,31 @@ class StudentResult:
             out["extra_data"] = {"flagged": {ex: list(f) for ex, f in sorted(self.flags.items())}}
         return out
 
+    def to_gradescope_autograder(self, public=(), hidden_visibility: str = "after_published",
+                                 execution_time: float | None = None, limit: int = 900_000) -> dict:
+        """Gradescope's own results.json, strictly (what an autograder.zip writes): the hidden tests
+        with ``hidden_visibility``, the public tests (``public``: TestResults, 0 points) visible,
+        our extra fields only under ``extra_data``, outputs shortened to keep the file under 1 MB."""
+        def test(t, visibility, number):
+            return {"name": t.name, "number": number, "score": t.score, "max_score": t.points,
+                    "status": "passed" if t.passed else "failed", "output": t.output, "output_format": "text",
+                    "visibility": visibility, "tags": [t.exercise, t.function],
+                    "extra_data": {"exercise": t.exercise, "function": t.function}}
+        tests = [test(t, hidden_visibility, f"{i + 1}") for i, t in enumerate(self.tests)]
+        tests += [test(t, "visible", f"public {i + 1}") for i, t in enumerate(public)]
+        base = self.to_gradescope()
+        out = {"score": self.score, "output": base["output"], "output_format": "text", "visibility": "visible",
+               "stdout_visibility": "hidden", "tests": tests,
+               "extra_data": {"max_score": self.max_score, **base.get("extra_data", {})}}
+        if execution_time is not None:
+            out["execution_time"] = int(round(execution_time))
+        size = len(json.dumps(out))
+        while size > limit:   # shorten the longest feedback first
+            longest = max(tests, key=lambda t: len(t["output"]))
+            longest["output"] = longest["output"][: max(200, len(longest["output"]) // 2)] + " [shortened]"
+            size = len(json.dumps(out))
+        return out
+
     def csv_rows(self) -> list:
         return [[self.student, ex, fmt_points(s), fmt_points(m)] for ex, (s, m) in self.by_exercise().items()]
 
