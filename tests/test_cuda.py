@@ -35,3 +35,20 @@ def test_a_cpu_only_answer_fails_on_cuda(tmp_path):
     sig = [t for t in result.tests if t.function == "sigmoid"]
     assert sig and not any(t.passed for t in sig)
     assert any("device" in t.output for t in sig)
+
+
+def test_a_gpu_memory_hog_is_bounded(tmp_path):
+    """A submission that allocates GPU memory without end fails its own function (the per-process
+    fraction), and its host memory stays within the sandbox's cgroup."""
+    student = tmp_path / "hog"
+    student.mkdir()
+    for ex in EXERCISES:
+        shutil.copy(COURSE.exercise(ex).reference, student / f"{ex}.py")
+    (student / "clipping.py").write_text(
+        COURSE.exercise("clipping").reference.read_text()
+        + "\n_held = []\n\ndef clip_grad_value_(parameters, clip_value):\n"
+          "    while True:\n        _held.append(torch.empty(1 << 28, device='cuda'))\n")
+    result = grade_folder(COURSE, student, device="cuda", timeout=300)
+    value = [t for t in result.tests if t.function == "clip_grad_value_"]
+    assert value and not any(t.passed for t in value)
+    assert all(t.passed for t in result.tests if t.function != "clip_grad_value_")

@@ -22,6 +22,7 @@ from grader.sandbox import SandboxError
 from grader.text import escape
 
 ENTRY = "grader.student.serve:serve"
+CUDA_MEMORY_BYTES = 4 << 30   # GPU memory one student's process may allocate (a per-process fraction)
 
 
 class Budget:
@@ -69,7 +70,7 @@ class StudentProcess:
         protocol.send_message(self.child.conn, {
             "sources": {ex: self.sources[ex].to_plain() for ex in todo},
             "bans": {ex: {fn: spec.to_plain() for fn, spec in self.bans.get(ex, {}).items()} for ex in todo},
-            "device": self.device})
+            "device": self.device, "cuda_memory_bytes": CUDA_MEMORY_BYTES})
         for ex in todo:
             head = self._load_reply(ex, limit)
             if head.get("loaded") != ex:
@@ -267,7 +268,8 @@ class IsolatedSubmissions:
         limits = None
         if device.startswith("cuda"):
             from grader.sandbox import Limits
-            limits = Limits(memory_bytes=None)  # the CUDA driver reserves huge address ranges: no RLIMIT_AS
+            # the CUDA driver reserves huge address ranges: no RLIMIT_AS; the cgroup bounds host memory
+            limits = Limits(address_space=False)
         bans = {ex: course.exercise(ex).bans() for ex in sources}
         self.process = StudentProcess(sources, bans, pool, Budget(timeout), device=device, limits=limits)
         self._subs: dict = {}

@@ -65,7 +65,8 @@ mode "none" (no namespaces): own process group + rlimits + a scratch dir on the
 
 Limits (:class:`.Limits`): RLIMIT_AS (zygote VmSize + memory_bytes), NPROC,
 FSIZE, NOFILE, CPU, CORE=0; tmpfs sizes; output_bytes. For CUDA children pass
-``Limits(memory_bytes=None)``: the CUDA driver reserves huge virtual ranges.
+``Limits(address_space=False)``: the CUDA driver reserves huge virtual ranges (the cgroup,
+where there is one, still bounds the sandbox's memory).
 
 Measured here (2 noisy cores, torch 2.13 CPU, root mode): pool start 1-2 s (one
 torch import); spawn until ``entry`` runs p50 ~45 ms (three forks of a

@@ -12,10 +12,13 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 class Limits:
     """Per-child limits. ``None`` leaves a limit unset.
 
-    memory_bytes   address space the child may add to what the zygote already maps
-                   (RLIMIT_AS = zygote VmSize + memory_bytes; torch maps ~0.6 GiB of
-                   virtual memory at import). Must be None for CUDA children: the CUDA
-                   driver reserves huge virtual ranges and fails under RLIMIT_AS.
+    memory_bytes   memory the whole sandbox may hold: its memory cgroup's limit (every page,
+                   tmpfs, shared memory and memfd included) where the machine offers one, and
+                   the address space the child may add to what the zygote already maps
+                   (RLIMIT_AS = zygote VmSize + memory_bytes; torch maps ~0.6 GiB of virtual
+                   memory at import) unless ``address_space`` is False.
+    address_space  apply RLIMIT_AS too. False for CUDA children: the CUDA driver reserves huge
+                   virtual ranges and fails under RLIMIT_AS (the cgroup still bounds them).
     cpu_seconds    RLIMIT_CPU backstop (SIGXCPU, then SIGKILL 2 s later); wall-clock
                    timeouts are the caller's job (``Child.kill("killed after timeout")``).
     processes      RLIMIT_NPROC: threads + processes of the child's uid.
@@ -26,6 +29,7 @@ class Limits:
     """
 
     memory_bytes: int | None = 4 * GiB
+    address_space: bool = True
     cpu_seconds: int | None = 600
     processes: int | None = 64
     file_bytes: int | None = 64 * MiB
@@ -59,5 +63,5 @@ def apply_rlimits(limits: Limits) -> None:
     _set(resource.RLIMIT_NPROC, limits.processes)
     _set(resource.RLIMIT_FSIZE, limits.file_bytes)
     _set(resource.RLIMIT_NOFILE, limits.open_files)
-    if limits.memory_bytes is not None:
+    if limits.memory_bytes is not None and limits.address_space:
         _set(resource.RLIMIT_AS, vm_size_bytes() + limits.memory_bytes)

@@ -111,9 +111,10 @@ def serve(conn) -> None:
         torch.cuda.init()
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-        fraction = header.get("cuda_memory_fraction")
-        if fraction:
-            torch.cuda.set_per_process_memory_fraction(float(fraction))
+        limit = header.get("cuda_memory_bytes")
+        if limit:   # GPU memory is bounded per process (host memory by the sandbox's cgroup)
+            total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            torch.cuda.set_per_process_memory_fraction(min(1.0, float(limit) / total))
     bans = {ex: {fn: BanSpec.from_plain(b) for fn, b in fns.items()}
             for ex, fns in header.get("bans", {}).items()}
     guard = Guard.install([spec for fns in bans.values() for spec in fns.values()])
