@@ -106,6 +106,9 @@ def grade(submission_dir, json_file, html_file, course_dir, device, timeout, see
     except GraderFailure as exc:
         fail(str(exc).splitlines()[0], code=1)
     click.echo(result.table())
+    if any(ex.variants for ex in course.exercises):
+        from grader.assign.variants import variant_of
+        click.echo(f"variant {variant_of(course, result.student)} (per-student parameters, from the student id)")
     if json_file:
         write_json(Path(json_file), result.to_gradescope())
         click.echo(f"results written to {json_file}")
@@ -223,8 +226,10 @@ def gradescope(submission_dir, results_file, visibility, course_dir, device, tim
 @click.option("--out", "outdir", default="course", show_default=True, help="folder for the nbgrader course")
 @click.option("--gradescope", "gradescope_bundle", is_flag=True,
               help="also write OUT/gradescope/autograder.zip (Gradescope's autograder for this course)")
+@click.option("--students", "roster", default=None, metavar="ROSTER.csv",
+              help="also one release per student, with their own seeded parameters: OUT/release-students/<student>/")
 @course_option
-def build(outdir, gradescope_bundle, course_dir):
+def build(outdir, gradescope_bundle, roster, course_dir):
     """Render the templates into an nbgrader course: source (instructor) and release (students)."""
     out = Path(outdir)
     if out.exists() and not out.is_dir():
@@ -239,8 +244,15 @@ def build(outdir, gradescope_bundle, course_dir):
         click.echo(f"Gradescope autograder written to {bundle['path']} ({bundle['files']} files, "
                    f"{bundle['bytes']:,} bytes; hidden tests' results {bundle['visibility']})")
     from grader.assign import BuildError, build_course
+    students = None
+    if roster is not None:
+        from grader.assign.variants import RosterError, read_roster
+        try:
+            students = read_roster(Path(roster))
+        except RosterError as exc:
+            fail(str(exc))
     try:
-        summary = build_course(out, course)
+        summary = build_course(out, course, students=students)
     except BuildError as exc:
         fail(str(exc).splitlines()[0], code=1)
     click.echo(f"nbgrader course written to {summary['course_dir']} (assignment {summary['assignment']})")
@@ -249,6 +261,9 @@ def build(outdir, gradescope_bundle, course_dir):
                    f"source {e['source_bytes']:,} bytes, release {e['release_bytes']:,} bytes")
     for note in summary.get("notes", []):
         click.echo(f"  note: {note}")
+    if summary.get("variants"):
+        click.echo(f"  {len(summary['variants'])} per-student releases in {out / 'release-students'} "
+                   f"(variants {min(summary['variants'].values())}..{max(summary['variants'].values())})")
     click.echo(f"  release: notebooks + {summary['public_tests']} public test files; "
                f"{summary['release_bytes']:,} bytes of notebooks against {summary['source_bytes']:,} in the source "
                f"({summary['seconds']:.0f} s)")

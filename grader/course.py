@@ -52,6 +52,7 @@ class Exercise:
     functions: dict = field(default_factory=dict)     # name -> FunctionSpec, in exercise.toml's order
     demo: dict = field(default_factory=dict)          # [demo] parameters for the notebook
     minutes: int = 60                                 # about how long a student needs
+    variants: dict = field(default_factory=dict)      # [variants]: demo parameter -> choices, per student
 
     def suite(self, which: str) -> Path:
         return self.dir / which
@@ -138,8 +139,12 @@ def _exercise(folder: Path, name: str) -> Exercise:
     total = sum(f.points for f in fns.values())
     if abs(total - points) > 1e-9:
         raise CourseError(f"{toml_path}: the functions' points add up to {total:g}, not {points:g}")
+    variants = dict(data.get("variants", {}))
+    unknown = [k for k in variants if k not in data.get("demo", {})]
+    if unknown:
+        raise CourseError(f"{toml_path}: [variants] names {unknown[0]!r}, which is no [demo] parameter")
     return Exercise(name, str(data.get("title", name)), points, folder, fns, dict(data.get("demo", {})),
-                    int(data.get("minutes", 60)))
+                    int(data.get("minutes", 60)), variants)
 
 
 @functools.lru_cache(maxsize=16)

@@ -37,6 +37,7 @@ def _ready(name: str) -> bool:
 
 
 READY = [e for e in ALL_EXERCISES if _ready(e)]
+ROSTER = ["ada", "ben", "chen o'neil"]
 
 
 def _env() -> dict:
@@ -52,7 +53,7 @@ def built(tmp_path_factory):
         pytest.skip("no exercise has a reference and a hidden suite yet")
     from grader.assign import build_course
     out = tmp_path_factory.mktemp("course")
-    summary = build_course(out, THE_COURSE, exercises=READY)
+    summary = build_course(out, THE_COURSE, exercises=READY, students=ROSTER)
     return out, summary
 
 
@@ -291,3 +292,54 @@ def test_a_gradebook_that_is_not_one(tmp_path):
                           str(tmp_path / "not.db")], capture_output=True, text=True, timeout=900)
     assert run.returncode == 1 and run.stderr.count("\n") == 1 and "not an nbgrader gradebook" in run.stderr
     assert (tmp_path / "out" / "grades.csv").is_file() and (tmp_path / "out" / "ada" / "results.json").is_file()
+
+
+
+def _with_solutions(variant_nb, source_nb):
+    """A student's variant notebook with the model solution typed into its solution cells."""
+    solutions = {_nbg(c)["grade_id"]: c.source for c in source_nb.cells if _nbg(c).get("solution")}
+    for c in variant_nb.cells:
+        if _nbg(c).get("solution") and _nbg(c)["grade_id"] in solutions:
+            c.source = solutions[_nbg(c)["grade_id"]]
+    return variant_nb
+
+
+@pytest.mark.parametrize("student", ROSTER)
+def test_per_student_variants(built, tmp_path, student):
+    """Every student's release is rendered with their own variant; a correct implementation typed into
+    it scores full marks (the hidden suites never depend on a variant)."""
+    from grader.assign.variants import variant_of
+    from grader.grading.session import grade_file
+    out, summary = built
+    variant = variant_of(THE_COURSE, student)
+    assert summary["variants"][student] == variant
+    folder = out / "release-students" / student / ASSIGNMENT
+    assert (folder / "README.md").is_file() and (folder / "exercises").is_dir()
+    for name in READY:
+        nb = _nb(folder / f"{name}.ipynb")
+        assert nb.metadata["gradient_lab"]["variant"] == variant
+        assert "BEGIN SOLUTION" not in json.dumps(nb) and "run_hidden_test" not in json.dumps(nb)
+        filled = _with_solutions(nb, _nb(out / "source" / ASSIGNMENT / f"{name}.ipynb"))
+        path = tmp_path / f"{name}.ipynb"
+        nbformat.write(filled, str(path))
+        assert grade_file(THE_COURSE, name, path).score == POINTS, name
+    varied = [ex for ex in READY if THE_COURSE.exercise(ex).variants]
+    if varied:   # different students see different numbers
+        texts = {s: _nb(out / "release-students" / s / ASSIGNMENT / f"{varied[0]}.ipynb").cells for s in ROSTER}
+        assert len({json.dumps([c.source for c in cells]) for cells in texts.values()}) > 1
+
+
+@pytest.mark.slow
+def test_twenty_variants_keep_a_correct_implementation_at_full_marks(tmp_path):
+    from grader.assign import build_course
+    from grader.grading.session import grade_file
+    students = [f"student{i:02d}" for i in range(20)]
+    out = tmp_path / "course"
+    summary = build_course(out, THE_COURSE, students=students)
+    assert len(set(summary["variants"].values())) >= 18
+    for student in students:
+        for name in ALL_EXERCISES:
+            nb = _nb(out / "release-students" / student / ASSIGNMENT / f"{name}.ipynb")
+            path = tmp_path / f"{name}.ipynb"
+            nbformat.write(_with_solutions(nb, _nb(out / "source" / ASSIGNMENT / f"{name}.ipynb")), str(path))
+            assert grade_file(THE_COURSE, name, path).score == POINTS, (student, name)

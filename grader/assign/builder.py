@@ -65,15 +65,19 @@ def _write_config(path: Path, text: str) -> list:
     return []
 
 
-def render_exercise(exercise, course, renderer: NotebookRenderer | None = None):
+def render_exercise(exercise, course, renderer: NotebookRenderer | None = None, *, demo=None, variant=None,
+                    hidden=None):
     """-> (notebook, hidden_tests, reference). Raises BuildError when the reference and
-    the hidden suite disagree with the course (missing points, a failing reference)."""
+    the hidden suite disagree with the course (missing points, a failing reference).
+    ``demo``, ``variant``: a student's variant (grader.assign.variants); ``hidden``: the hidden
+    tests when already collected (they do not depend on the variant)."""
     ref_path = exercise.reference
     if not ref_path.is_file():
         raise BuildError(f"{exercise.name}: no model solution at {ref_path}")
     ref = refmod.load_reference(ref_path)
     seed = int(course.config.get("course", {}).get("grading_seed", 0))
-    hidden = collect_hidden_tests(course, exercise.name, seed=seed)
+    if hidden is None:
+        hidden = collect_hidden_tests(course, exercise.name, seed=seed)
     if not hidden:
         raise BuildError(f"{exercise.name}: the hidden suite has no tests")
     failing = [t for t in hidden if not t.passed_by_reference]
@@ -86,7 +90,10 @@ def render_exercise(exercise, course, renderer: NotebookRenderer | None = None):
         raise BuildError(f"{exercise.name}: hidden tests are worth {total:g} points, "
                          f"course.toml says {want:g}, exercise.toml says {exercise.points:g}")
     renderer = renderer or NotebookRenderer(course)
-    nb = renderer.render(exercise, ref, hidden)
+    extra = {"variant": variant or 0}
+    if demo is not None:
+        extra["demo"] = demo
+    nb = renderer.render(exercise, ref, hidden, extra)
     return nb, hidden, ref
 
 
@@ -177,7 +184,7 @@ def _ship_public_tests(course, exs, src_dir: Path) -> int:
     return count
 
 
-def build_course(out_dir, course, exercises=None, clean=True) -> dict:
+def build_course(out_dir, course, exercises=None, clean=True, students=None) -> dict:
     """Render every exercise notebook and make the nbgrader course in ``out_dir``.
 
     Returns a summary dict: course dir, assignment, per exercise the source and
@@ -208,10 +215,11 @@ def build_course(out_dir, course, exercises=None, clean=True) -> dict:
 
     renderer = NotebookRenderer(course)
     summary = {"course_dir": str(out), "assignment": assignment, "exercises": {}, "notes": summary_notes}
-    refs = {}
+    refs, hiddens = {}, {}
     for ex in exs:
         nb, hidden, ref = render_exercise(ex, course, renderer)
         refs[ex.name] = (ref, list(ex.functions))
+        hiddens[ex.name] = hidden
         path = src_dir / f"{ex.name}.ipynb"
         nbformat.write(nb, str(path))
         summary["exercises"][ex.name] = {
@@ -242,6 +250,10 @@ def build_course(out_dir, course, exercises=None, clean=True) -> dict:
             problems.append(f"nbgrader did not copy {shipped} into release/{assignment}")
     if problems:
         raise BuildError("the release is not fit for students: " + "; ".join(problems))
+    if students:
+        from grader.assign.variants import build_variants
+        summary["variants"] = build_variants(course, out / "release-students", students, renderer, exs, rel_dir,
+                                             "# YOUR CODE HERE\nraise NotImplementedError()", hiddens)
     summary["source_bytes"] = sum(e["source_bytes"] for e in summary["exercises"].values())
     summary["release_bytes"] = sum(e["release_bytes"] for e in summary["exercises"].values())
     summary["seconds"] = round(time.time() - t0, 2)

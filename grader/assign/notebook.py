@@ -116,6 +116,7 @@ class NotebookRenderer:
             number=self.course.names.index(exercise.name) + 1,
             count=len(self.course.names),
             demo=exercise.demo,
+            variant=0,
             functions=functions,
             function_points={k: v.points for k, v in exercise.functions.items()},
             hidden_tests=hidden_tests,
@@ -137,6 +138,6 @@ class NotebookRenderer:
         nb.cells = cells
         nb.metadata["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
         nb.metadata["language_info"] = {"name": "python"}
-        nb.metadata["gradient_lab"] = {"exercise": exercise.name}
+        nb.metadata["gradient_lab"] = {"exercise": exercise.name, "variant": int(ctx.get("variant", 0))}
         nbformat.validate(nb)
         return nb
