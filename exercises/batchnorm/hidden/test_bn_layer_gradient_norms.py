@@ -31,15 +31,18 @@ Tolerances (entry-wise relative, |got - want| <= tol * want; the norms are posit
 
 The behaviour checks
 --------------------
-* sigmoid sweep: a depth-6 sigmoid stack with batch norm, its weights scaled by 0.03, 1 and 30
-  (times 1/sqrt(width)). Every ratio |dL/dW_1| / |dL/dW_6| must lie in [1/4, 4]. Over 10,000
-  seeds torch's ratios lay in [0.42, 3.1], so a correct submission fails this check with a
-  probability below 1e-4 (none of 10,000). Without batch norm the same stacks give ratios near
-  1e-11, 1e-3 and 5 (computed here with torch, for the message).
-* ReLU explosion: a depth-20 ReLU stack with batch norm (width 32, batch 64, He initialisation).
-  |dL/dW_1| / |dL/dW_20| must exceed 8. Over 10,000 seeds torch's ratio was at least 13.8
-  (median 46), so a correct submission fails this check with a probability below 1e-4; without
-  batch norm the same stacks give about 1.4 (computed here, for the message).
+They are applied to the student's own numbers once those match torch's, so they can only fail when
+torch's own stack falls outside them; over 10,000 seeds it never did (a probability below about
+3e-4 at 95 % confidence, by the rule of three), with a margin of at least 2.4 on every side:
+* sigmoid sweep: a depth-6 sigmoid stack with batch norm (width 16, batch 32), its weights scaled
+  by 0.03, 1 and 30 (times 1/sqrt(width)). Every ratio |dL/dW_1| / |dL/dW_6| must lie in
+  [1/8, 8]; torch's lay in [0.45, 3.3] over the 10,000 seeds. Without batch norm the same stacks
+  give medians of 3e-11, 1e-3 and 7 (ranges 1e-11..1e-10, 4e-4..3e-3, 0.03..300): computed here
+  with torch, for the message.
+* ReLU explosion: a depth-20 ReLU stack with batch norm (width 32, batch 64, He initialisation,
+  zero biases). |dL/dW_1| / |dL/dW_20| must exceed 8; torch's was at least 19 (median 47) over
+  the 10,000 seeds, about 1.22 per layer. Without batch norm the same stacks give a median of
+  1.35 (computed here, for the message).
 
 Speed: every layer costs about 0.5 ms in the student's process (each tensor op passes the ban
 guard), so the stacks are small: 70 layers in all, the depth-20 stack being the largest.
@@ -58,7 +61,7 @@ from grader.protocol import Handle
 FN = "bn_layer_gradient_norms"
 F32, F64 = torch.float32, torch.float64
 TOL64 = 1e-8
-F32_FACTOR, F32_MIN, F32_MAX = 200.0, 1e-4, 5e-2
+F32_FACTOR, F32_MIN, F32_MAX = 200.0, 5e-4, 5e-2
 KINK = {F64: 1e-6, F32: 1e-3}
 GAIN = {"sigmoid": 2.0, "tanh": 1.2, "relu": math.sqrt(2.0)}
 HINT = ("forward: z = a @ W.T + b, then y = BN(z) (training mode, eps 1e-5, no gamma/beta) when use_bn, "
@@ -256,7 +259,7 @@ def test_unknown_activation(student, device, rng, reference):
 
 SWEEP_SCALES = (0.03, 1.0, 30.0)
 SWEEP_DEPTH, SWEEP_WIDTH, SWEEP_BATCH = 6, 16, 32
-BAND = (0.25, 4.0)
+BAND = (0.125, 8.0)
 
 
 def _sweep(gen, device):
