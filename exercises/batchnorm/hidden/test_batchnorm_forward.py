@@ -17,15 +17,17 @@ on the smallest), batch sizes from 2 (biased and unbiased variance differ by a f
 random initial running statistics, and momenta 0.1, 0.3 and 0.6.
 
 Tolerances (absolute; outputs are x_hat * gamma + beta with |x_hat| <= sqrt(N - 1) and
-|gamma|, |beta| drawn around 1):
+|gamma|, |beta| drawn around 1). Measured over 200 seeds on 7 correct implementations (the model
+solution and the 6 styles of collections/correct: two-pass and one-pass E[x^2] - E[x]^2
+variance, torch.var_mean, per-feature loops, float64 inside, the step-by-step graph):
 * float64: 1e-10. Each feature's batch mean is kept within 3 of its batch standard deviations
   (the draws are standardised over the batch, then scaled and shifted), so the variance is
-  well-conditioned whichever correct formula computes it (two-pass, one-pass E[x^2] - E[x]^2,
-  torch.var, loops); correct implementations were measured at <= 2e-14 over 200 seeds.
+  well-conditioned whichever correct formula computes it; the largest error measured was
+  4.4e-15 on outputs, 3.5e-15 on running statistics.
 * float32, against the float64 reference of the same float32 inputs: 2e-5 absolute + 2e-5
-  relative. The one-pass variance formula is the least accurate correct style (it loses
-  log2(1 + mean^2/var) bits); the largest error measured over 200 seeds and 7 correct styles was
-  2.1e-6, a margin of 10. Running statistics are compared with the same tolerances.
+  relative. The largest error measured was 1.7e-6 (1 + |expected|) on outputs and 2.1e-6 on
+  running statistics (the one-pass variance formula, the least accurate correct style): a
+  margin of about 10.
 No test here is statistical: every comparison is deterministic.
 
 Speed: the inputs are drawn from the test's ``rng`` on every run (a few small tensors); torch's

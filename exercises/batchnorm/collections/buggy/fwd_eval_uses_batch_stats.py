@@ -20,18 +20,14 @@ def batchnorm_forward(x, gamma=None, beta=None, running_mean=None, running_var=N
     Evaluation (training=False): the running statistics take the place of mu and var and
     nothing is updated. gamma None counts as 1, beta None as 0.
     """
-    if True:
-        n = x.shape[0]
-        mean = x.mean(dim=0)
-        centred = x - mean
-        var = (centred * centred).mean(dim=0)          # biased: divide by N
-        if training and running_mean is not None and running_var is not None:
-            with torch.no_grad():                      # running statistics carry no autograd history
-                running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
-                running_var.mul_(1 - momentum).add_(momentum * var.detach() * (n / (n - 1)))
-    else:
-        mean, var = running_mean, running_var
-        centred = x - mean
+    n = x.shape[0]
+    mean = x.mean(dim=0)
+    centred = x - mean
+    var = (centred * centred).mean(dim=0)              # biased: divide by N
+    if training and running_mean is not None and running_var is not None:
+        with torch.no_grad():                          # running statistics carry no autograd history
+            running_mean.mul_(1 - momentum).add_(momentum * mean.detach())
+            running_var.mul_(1 - momentum).add_(momentum * var.detach() * (n / (n - 1)))
     inv_std = 1.0 / torch.sqrt(var + eps)              # eps inside the square root
     x_hat = centred * inv_std
     out = x_hat
