@@ -1,0 +1,1 @@
+../exercises/batchnorm/reference.py
