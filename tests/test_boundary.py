@@ -209,3 +209,15 @@ def test_wrong_inputs_get_one_line(tmp_path, args, message):
     assert run.returncode != 0
     assert run.stderr.count("\n") == 1 and message in run.stderr, run.stderr
     assert not (tmp_path / "out" / "grades.csv").exists()
+
+
+def test_check_isolated_failing_to_start_is_one_line(tmp_path):
+    """The sandbox cannot start here (simulated): one line and exit 2, no traceback."""
+    shutil.copy(REF["clipping"], tmp_path / "clipping.py")
+    code = ("import sys\nfrom grader.grading import remote\nfrom grader.sandbox import SandboxError\n"
+            "def broken(*a, **k):\n    raise SandboxError('cannot create namespaces: Operation not permitted')\n"
+            "remote.grading_pool = broken\nfrom grader.cli import main\n"
+            f"main(['check', '--isolated', '--device', 'cpu', {str(tmp_path / 'clipping.py')!r}])\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
+    assert run.stderr.startswith("grader: error: the self-check could not run: cannot create namespaces")
