@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from grader import course as coursemod
-from grader.grading.session import grade_file, scores_by_function
+from grader.grading.session import Engine, local_job, scores_by_function
 
 COURSE = coursemod.installed()
 EXERCISES = COURSE.names
@@ -48,8 +48,18 @@ def _one_thread():
 
 
 @functools.lru_cache(maxsize=None)
+def _all_results(ex: str, seed: int, which: str) -> dict:
+    """Every file of an exercise's collections (and its reference), graded by ONE engine: the suite
+    is collected once, each file is one student (as in a batch worker), in this process."""
+    correct, buggy = _collection(ex)
+    files = [*correct, *buggy, COURSE.exercise(ex).reference]
+    engine = Engine(COURSE, which, seed=seed, exercises=[ex])
+    graded = engine.grade_all([local_job(COURSE, str(f), {ex: f}) for f in files])
+    return {f: tuple(r.tests) for f, r in zip(files, graded)}
+
+
 def results(ex: str, path: Path, seed: int = 0, which: str = "hidden"):
-    return tuple(grade_file(COURSE, ex, path, which=which, seed=seed).tests)
+    return _all_results(ex, seed, which)[path]
 
 
 def scores(ex: str, path: Path, seed: int = 0, which: str = "hidden") -> dict:
