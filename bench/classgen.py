@@ -154,6 +154,11 @@ def _slowable(path: Path, fn: str) -> bool:
         return False
 
 
+# An honest slow student: a plain import and a sleep (``__import__`` would be flagged as
+# reflection by the grader's static scan, and the function would score 0).
+SLEEP_CODE = f"import time as _bench_time; _bench_time.sleep({SLEEP_S})"
+
+
 def add_sleep(text: str, fn: str) -> str:
     """Insert a 0.5 s sleep as the first statement of the (last) top-level ``def fn``."""
     tree = ast.parse(text)
@@ -162,9 +167,9 @@ def add_sleep(text: str, fn: str) -> str:
     lines = text.splitlines()
     indent = " " * first.col_offset
     if first.lineno == d.lineno:   # a one-line def: rewrite it through the AST
-        d.body.insert(0, ast.parse(f"__import__('time').sleep({SLEEP_S})").body[0])
+        d.body[0:0] = ast.parse(SLEEP_CODE).body
         return ast.unparse(tree) + "\n"
-    lines.insert(first.lineno - 1, f"{indent}__import__('time').sleep({SLEEP_S})  # bench: a slow student")
+    lines.insert(first.lineno - 1, f"{indent}{SLEEP_CODE}  # bench: a slow student")
     return "\n".join(lines) + "\n"
 
 
