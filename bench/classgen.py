@@ -1,7 +1,9 @@
-"""A synthetic class, reproducible from a seed, drawn from tests/submissions/.
+"""A synthetic class, reproducible from a seed, drawn from the course's collections.
 
-Every student has one file per exercise (or none: a missing exercise), drawn from
-the exercise's ``correct/`` and ``buggy/`` collections. A student works either in
+The exercises and their order are the course's (``course.toml``, read through
+:mod:`grader.course`); every student has one file per exercise (or none: a missing
+exercise), drawn from the exercise's proof collections
+(``exercises/<name>/collections/{correct,buggy}/``). A student works either in
 notebooks or in modules:
 
 - grader side (``CLASS/grader/<student>/<exercise>.py|.ipynb``): module students
@@ -22,8 +24,8 @@ first solution cell and the others say so. A collection notebook keeps its own
 cells (demos, magics, shell lines, failing asserts): they are inserted after the
 first solution cell.
 
-A few students are slow (one correct function sleeps 0.5 s per call) and a few
-miss one exercise.
+A few students are slow (one correct function sleeps 0.5 s per call; see
+``SLOW_FUNCTIONS``) and a few miss one exercise.
 """
 from __future__ import annotations
 
@@ -32,31 +34,31 @@ import copy
 import json
 import random
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-COLLECTIONS = ROOT / "tests" / "submissions"
 
-# A function the hidden suites call only a few times (7) and that no other graded
-# function calls: a 0.5 s sleep per call costs ~3.5 s and stays under every time limit.
-# (sigmoid_backward is called by many students' stack_backward: a sleep there hits
-# the per-call limit of `grader batch` while nbgrader, which has none, waits it out.)
+# The bench's one choice per exercise, and it is optional: which function of an exercise a
+# slow student makes slow. It must be one the hidden suites call only a few times (7 for
+# clip_grad_value_) and that no other graded function calls, so that a 0.5 s sleep per call
+# costs ~3.5 s and stays under every time limit. (sigmoid_backward is called by many
+# students' stack_backward: a sleep there hits the per-call limit of `grader batch` while
+# nbgrader, which has none, waits it out.) Exercises not in the course are ignored; a
+# course with none of these has no slow students (describe() says slow 0).
 SLOW_FUNCTIONS = {"clipping": "clip_grad_value_"}
 SLEEP_S = 0.5
 
-DEMOS = {
-    "sigmoid_stack": "x = torch.linspace(-6, 6, 7)\nprint('sigmoid:', sigmoid(x))",
-    "initializers": "w = torch.empty(64, 32)\nprint('gain(tanh) =', calculate_gain('tanh'))\n"
-                    "print('xavier std', xavier_normal_(w).std().item())",
-    "clipping": "p = torch.zeros(10, requires_grad=True)\np.grad = torch.full((10,), 3.0)\n"
-                "print('norm before clipping', clip_grad_norm_([p], 1.0))",
-    "lstm_cell": "g = torch.Generator().manual_seed(0)\nx, h, c = (torch.randn(2, 4, generator=g) for _ in range(3))\n"
-                 "w_ih, w_hh = torch.randn(16, 4, generator=g), torch.randn(16, 4, generator=g)\n"
-                 "print('h_next', lstm_cell(x, h, c, w_ih, w_hh)[0])",
-}
+
+def installed_course():
+    """The course of this checkout (course.toml around the grader package this bench imports)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from grader import course
+    return course.installed()
 
 
 @dataclass
@@ -78,21 +80,23 @@ class Student:
     picks: dict = field(default_factory=dict)   # exercise -> Pick (absent: missing exercise)
 
 
-def collections(exercises) -> dict:
+def collections(course, exercises) -> dict:
+    """{exercise: {"correct": [files], "buggy": [files]}} from the course's proof collections."""
     out = {}
     for ex in exercises:
-        out[ex] = {}
-        for kind in ("correct", "buggy"):
-            d = COLLECTIONS / ex / kind
-            out[ex][kind] = sorted(p for p in d.glob("*") if p.suffix in (".py", ".ipynb")) if d.is_dir() else []
+        exercise = course.exercise(ex)
+        out[ex] = {kind: exercise.collection(kind) for kind in ("correct", "buggy")}
         if not out[ex]["correct"]:
-            raise SystemExit(f"no correct submissions for {ex} in {COLLECTIONS / ex / 'correct'}")
+            raise SystemExit(f"no correct submissions for {ex} in {exercise.dir / 'collections' / 'correct'}")
     return out
 
 
-def draw_class(n: int, seed: int, exercises, p_correct: float = 0.6, p_notebook: float = 0.5) -> list[Student]:
+def draw_class(n: int, seed: int, course, exercises=None, p_correct: float = 0.6,
+               p_notebook: float = 0.5) -> list[Student]:
+    """N students over ``exercises`` (default: the course's, in course.toml's order)."""
+    exercises = list(exercises) if exercises is not None else course.names
     rng = random.Random(seed)
-    coll = collections(exercises)
+    coll = collections(course, exercises)
     width = max(3, len(str(n)))
     students = []
     for i in range(n):
@@ -105,7 +109,7 @@ def draw_class(n: int, seed: int, exercises, p_correct: float = 0.6, p_notebook:
     rng.shuffle(order)
     n_slow = max(1, round(n * 0.02))
     n_missing = max(1, round(n * 0.03))
-    slow_ex = [ex for ex in exercises if ex in SLOW_FUNCTIONS]
+    slow_ex = [ex for ex in exercises if ex in SLOW_FUNCTIONS and SLOW_FUNCTIONS[ex] in course.exercise(ex).functions]
     for k in order[:n_slow]:
         if not slow_ex:
             break
@@ -150,6 +154,11 @@ def _slowable(path: Path, fn: str) -> bool:
         return False
 
 
+# An honest slow student: a plain import and a sleep (``__import__`` would be flagged as
+# reflection by the grader's static scan, and the function would score 0).
+SLEEP_CODE = f"import time as _bench_time; _bench_time.sleep({SLEEP_S})"
+
+
 def add_sleep(text: str, fn: str) -> str:
     """Insert a 0.5 s sleep as the first statement of the (last) top-level ``def fn``."""
     tree = ast.parse(text)
@@ -158,9 +167,9 @@ def add_sleep(text: str, fn: str) -> str:
     lines = text.splitlines()
     indent = " " * first.col_offset
     if first.lineno == d.lineno:   # a one-line def: rewrite it through the AST
-        d.body.insert(0, ast.parse(f"__import__('time').sleep({SLEEP_S})").body[0])
+        d.body[0:0] = ast.parse(SLEEP_CODE).body
         return ast.unparse(tree) + "\n"
-    lines.insert(first.lineno - 1, f"{indent}__import__('time').sleep({SLEEP_S})  # bench: a slow student")
+    lines.insert(first.lineno - 1, f"{indent}{SLEEP_CODE}  # bench: a slow student")
     return "\n".join(lines) + "\n"
 
 
@@ -232,6 +241,14 @@ def _has_top_level_loop(code: str) -> bool:
     return any(isinstance(s, (ast.For, ast.While, ast.AsyncFor)) for s in tree.body)
 
 
+def student_demo(functions) -> str:
+    """A demo cell of the student's own: they look at the functions they wrote (the course's
+    graded functions, the solution cells' grade_ids; nothing per exercise is written here)."""
+    if not functions:
+        return "print('done')"
+    return "\n".join(f"print({fn!r}, 'is defined:', callable({fn}))" for fn in functions)
+
+
 def course_notebook(base_nb, pick: Pick, extras: bool = True, demo_loops: bool = True):
     """The student's notebook: ``base_nb`` (the course's notebook) with their code in the solution cells.
 
@@ -265,14 +282,13 @@ def course_notebook(base_nb, pick: Pick, extras: bool = True, demo_loops: bool =
     first = nb.cells.index(sol[0]) if sol else len(nb.cells)
     nb.cells[first + 1:first + 1] = own_cells
     if extras:
-        ex = pick.exercise
-        demo = DEMOS.get(ex, "print('done')")
+        demo = student_demo(functions)
         nb.cells.insert(2, _code("%matplotlib inline"))
         # notes and a demo of their own after their last exercise cell, before the autograder part
         after = next((i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade")
                       or c.metadata.get("nbgrader", {}).get("grade_id") == "autograder_intro"), len(nb.cells))
         nb.cells[after:after] = [
-            nbformat.v4.new_markdown_cell("### My notes\n\nTrying my functions on a small example."),
+            nbformat.v4.new_markdown_cell("### My notes\n\nChecking that my functions are all defined."),
             _code("try:\n" + "\n".join("    " + ln for ln in demo.splitlines()) +
                   "\nexcept Exception as exc:\n    print('my demo failed:', exc)"),
         ]

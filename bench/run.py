@@ -5,9 +5,11 @@
                                   [--demo-loops keep|drop]
 
 1. `grader build` writes the nbgrader course (or --course DIR reuses one).
-2. A class of N students is drawn from tests/submissions/ (bench/classgen.py):
-   correct and buggy files, notebook and module students, a few slow ones,
-   a few missing exercises; the same seed gives the same class.
+2. A class of N students is drawn from the course's proof collections,
+   exercises/<name>/collections/{correct,buggy}/, over the exercises course.toml
+   lists, in its order (bench/classgen.py): correct and buggy files, notebook and
+   module students, a few slow ones, a few missing exercises; the same seed gives
+   the same class.
 3. `grader batch` grades it (a subprocess: wall time, and the peak summed
    RSS/PSS of its whole process tree sampled every 50 ms).
 4. `nbgrader autograde <assignment> --force` grades the same class (or a sample
@@ -18,6 +20,11 @@
 Output: one figure per line, ``name value`` (stable names, for scripts), after
 a few ``#`` comment lines. The machine's load average is printed with them:
 compare figures only within one run.
+
+Every grader this script starts (`grader build`, `grader batch`, and the grader
+that nbgrader's kernels import for the autograder cells) is the one of this
+checkout: ``python -m grader`` with the checkout first on PYTHONPATH, whatever
+the environment has installed.
 """
 from __future__ import annotations
 
@@ -42,6 +49,7 @@ import classgen  # noqa: E402
 import procmon   # noqa: E402
 
 BIN = Path(sys.executable).parent
+GRADER = [sys.executable, "-m", "grader"]   # this checkout's grader (see env_with_bin)
 
 
 def say(name, value):
@@ -57,20 +65,23 @@ def note(text):
 def env_with_bin():
     env = dict(os.environ)
     env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")   # nbgrader runs `alembic` by name
+    # this checkout's grader, in every process we start (nbgrader's kernels included)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
     env.setdefault("PYTHONWARNINGS", "ignore")
     return env
 
 
-def course_config(course: Path) -> dict:
-    import tomllib
-    cfg = tomllib.loads((ROOT / "course.toml").read_text())
-    return {"assignment": cfg["course"]["assignment"], "course_id": cfg["course"]["id"],
-            "exercises": list(cfg["course"]["exercises"])}
+def course_config() -> dict:
+    """The course of this checkout (course.toml, through grader.course): its exercises, in order."""
+    course = classgen.installed_course()
+    return {"course": course, "assignment": course.assignment,
+            "course_id": str(course.config.get("course", {}).get("id", course.assignment)),
+            "exercises": course.names}
 
 
 def build_course(course: Path) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run([str(BIN / "grader"), "build", "--out", str(course)], cwd=ROOT, env=env_with_bin(),
+    proc = subprocess.run([*GRADER, "build", "--out", str(course)], cwd=ROOT, env=env_with_bin(),
                           capture_output=True, text=True)
     if proc.returncode != 0 or not (course / "nbgrader_config.py").is_file():
         raise SystemExit(f"grader build failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-2000:]}")
@@ -102,7 +113,7 @@ def gradebook_scores(course: Path, course_id: str, assignment: str, students, ex
 def run_grader(class_dir: Path, out: Path, jobs: int, timeout: float) -> procmon.Measurement:
     if out.exists():
         shutil.rmtree(out)   # the batch keeps unchanged students' results: start empty, grade everyone
-    argv = [str(BIN / "grader"), "batch", str(class_dir), "--out", str(out), "--jobs", str(jobs),
+    argv = [*GRADER, "batch", str(class_dir), "--out", str(out), "--jobs", str(jobs),
             "--device", "cpu", "--timeout", str(timeout)]
     m = procmon.measure(argv, cwd=ROOT, env=env_with_bin())
     if m.returncode != 0 or not (out / "grades.csv").is_file():
@@ -174,12 +185,17 @@ def main(argv=None):
             shutil.rmtree(course)
         note("grader build ...")
         build_s = build_course(course)
-    cc = course_config(course)
+    cc = course_config()
     assignment, exercises = cc["assignment"], cc["exercises"]
-    base = {ex: nbformat.read(course / args.nb_base / assignment / f"{ex}.ipynb", as_version=4) for ex in exercises}
+    nb_dir = course / args.nb_base / assignment
+    absent = [ex for ex in exercises if not (nb_dir / f"{ex}.ipynb").is_file()]
+    if absent:
+        raise SystemExit(f"{nb_dir} has no notebook for {', '.join(absent)}: the course was built from another "
+                         "course.toml (rebuild it: leave out --course)")
+    base = {ex: nbformat.read(nb_dir / f"{ex}.ipynb", as_version=4) for ex in exercises}
 
     # ---- the class
-    students = classgen.draw_class(args.students, args.seed, exercises)
+    students = classgen.draw_class(args.students, args.seed, cc["course"], exercises)
     staging = work / "nbgrader-submissions"
     manifest = classgen.write_class(students, exercises, base, work / "class", None if args.skip_nbgrader else staging,
                                     assignment, demo_loops=args.demo_loops == "keep")
@@ -189,6 +205,7 @@ def main(argv=None):
     fig("students", args.students)
     fig("demo_loops", args.demo_loops)
     fig("exercises", len(exercises))
+    fig("exercise_names", ",".join(exercises))
     fig("seed", args.seed)
     fig("jobs", args.jobs)
     fig("cpus", len(os.sched_getaffinity(0)))
