@@ -25,7 +25,6 @@ c = get_config()  # noqa: F821
 
 c.CourseDirectory.course_id = {course_id!r}
 c.CourseDirectory.root = __import__("os").path.dirname(__import__("os").path.abspath(__file__))
-c.CourseDirectory.db_assignments = [dict(name={assignment!r})]
 
 # What nbgrader's ClearSolutions writes in place of each solution region.
 c.ClearSolutions.code_stub = dict(python="# YOUR CODE HERE\\nraise NotImplementedError()")
