@@ -9,7 +9,8 @@ writes), so a killed batch loses no finished student and the re-run completes
 it. ``grades.csv`` and the summary are rebuilt from the results at the end.
 
 Where each file is written: :func:`_save` (a student's ``results.json`` and its
-resume state) and :func:`finish` (``grades.csv``, ``summary.txt``).
+resume state), :func:`finish` (``grades.csv``, ``totals.csv``, ``summary.txt``, the class
+``report.html``) and :func:`grader.grading.report.write_student_reports` (each ``report.html``).
 """
 from __future__ import annotations
 
