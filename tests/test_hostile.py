@@ -15,7 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "hostile"
-EXERCISES = ["sigmoid_stack", "initializers", "clipping", "lstm_cell"]
+from grader import course as coursemod  # noqa: E402
+
+EXERCISES = coursemod.installed().names
 TIMEOUT = "40"   # per student; the per-call cap is a sixth of it
 
 
