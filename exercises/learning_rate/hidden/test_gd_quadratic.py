@@ -51,8 +51,8 @@ from grader.grading.checks import check, expect_tensor, note
 FN = "gd_quadratic"
 UNIT = {torch.float32: 2.0 ** -24, torch.float64: 2.0 ** -53}
 SAFETY = 4.0
-STEP_HINT = ("every row after the first is the previous row moved one step against the gradient of f "
-             "at that previous row, the step being lr times the gradient")
+STEP_HINT = ("row k+1 must come from row k alone, by one gradient-descent step with the given lr: check at which "
+             "point the gradient is taken, and the sign of each of its terms")
 LOSS_HINT = "losses[k] is f itself at xs[k]: the quadratic term with its factor, minus the linear term"
 
 
@@ -271,7 +271,7 @@ def test_error_components_scale_by_one_minus_lr_lambda(student, device, rng):
         check(ok, what=f"per-step factor of each eigen-component of x_k - x* measured from your xs "
                        f"({regime}, lr={lr:.4g}, lambda_max={lam_max:.4g})",
               detail=table + " (allowed error 1e-6)",
-              hint="with the right update the error x_k - x* is multiplied by the matrix (I - lr A) at every "
-                   "step, so along each eigenvector of A by a fixed number; compare your update with the "
-                   "gradient of f")
+              hint="with the right update the error x_k - x* changes by the same linear map at every step, so "
+                   "along each eigenvector of A it is multiplied by a fixed number; compare your update with the "
+                   "notebook's, term by term")
         note(f"{regime}: measured factors {', '.join(f'{m:.4f}' for m in measured)}")
