@@ -36,8 +36,11 @@ collection misses by many orders of magnitude more, so a correct implementation 
 Behaviour test: each eigen-component of the error x_k - x* is multiplied by exactly
 (1 - lr lambda_i) per step (sign included). The factor is measured from the student's own
 float64 iterates by least squares over the steps where that component is well above the
-rounding noise (|c| > 1e-9 of the initial error), and must be within 1e-6 of
-1 - lr lambda_i (the float64 noise in such a ratio is below 1e-7).
+rounding noise (|c| > 1e-9 of the initial error; the fit is weighted by c^2, so the large early
+components dominate it), and must be within 1e-4 of 1 - lr lambda_i. Measured: float64 arithmetic
+gets it to ~1e-12, and even float32 arithmetic (a float32 buffer, a bug charged by the dtype checks
+of the other tests, not here) to ~1e-6; any change of the update rule (a sign, a missing term, the
+gradient at the wrong point) moves the factors by far more than 1e-4.
 
 Speed: 13 calls in all (one per case, at most 15 steps each), references cached per process.
 """
@@ -238,6 +241,7 @@ def test_zero_steps(student, device, rng):
           detail=f"got {got:.10g}, expected f(x0) = {float(want):.10g}", hint=LOSS_HINT)
 
 
+FACTOR_TOL = 1e-4
 BEHAVIOUR = [(0.4, "lr < 1/lambda_max"), (0.8, "1/lambda_max < lr < 2/lambda_max"), (1.1, "lr > 2/lambda_max")]
 
 
@@ -267,10 +271,10 @@ def test_error_components_scale_by_one_minus_lr_lambda(student, device, rng):
             measured.append(r)
         table = ", ".join(f"lambda={float(l):.3g}: {m:.6g} (expected {float(e):.6g})"
                           for l, m, e in zip(lams, measured, expected))
-        ok = all(abs(m - float(e)) <= 1e-6 for m, e in zip(measured, expected))
+        ok = all(abs(m - float(e)) <= FACTOR_TOL for m, e in zip(measured, expected))
         check(ok, what=f"per-step factor of each eigen-component of x_k - x* measured from your xs "
                        f"({regime}, lr={lr:.4g}, lambda_max={lam_max:.4g})",
-              detail=table + " (allowed error 1e-6)",
+              detail=table + f" (allowed error {FACTOR_TOL:g})",
               hint="with the right update the error x_k - x* changes by the same linear map at every step, so "
                    "along each eigenvector of A it is multiplied by a fixed number; compare your update with the "
                    "notebook's, term by term")

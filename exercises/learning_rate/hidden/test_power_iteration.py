@@ -36,7 +36,9 @@ and [2, 8] (float32); test_extreme_scales uses [1e4, 2e4] and [1e-4, 2e-4] (floa
 iteration that never normalises the vector computes lambda_1^100 times the start: that overflows
 (1e400) or underflows to 0/0 (1e-400) in test_extreme_scales, and overflows float32 in the final
 quotient (|lambda_1|^200 >= 2^200 ~ 1e60 > 3e38) in test_float32, whatever the seed; it stays
-finite and exact in the float64 value tests (5^201 < 1e308, 0.5^201 > 1e-308), whatever the seed.
+finite and exact in the float64 value tests (5^201 < 1e308, 0.5^201 > 1e-308) and in
+test_same_generator_same_result (|lambda_1| in [0.8, 1.2]: 1.2^201 ~ 8e15 and 0.8^201 ~ 3e-20 stay
+inside float32's range), whatever the seed.
 
 The random start (test_same_generator_same_result, 1 point). Within the graded conditions the
 eigenvalue does not depend on the start (the error above is ~1e-40), so only the last bits of
@@ -46,7 +48,7 @@ call (``global_seed``): a correct implementation is deterministic given its gene
 never fails one. A submission that draws its start from the global generator (torch.randn
 without generator=, numpy, random) starts from different vectors and usually ends on a different
 last bit: measured over 1,000 grading seeds (two matrices of D = 48 with every other eigenvalue
-at +-0.59 |lambda_1|, which keeps the iterates apart longest; two calls each), it is caught 85% of
+at +-0.59 |lambda_1|, which keeps the iterates apart longest; two calls each), it is caught 81-87% of
 the time (3 calls per matrix: 96%, 5: 99.3%, at ~4 ms a call with the banned-API guard on; the
 suite's time budget allows 2). Because it is not caught every time, that bug is not in the buggy
 collection (whose scores must not depend on the seed). On CUDA, drawing from a CPU generator
@@ -170,7 +172,7 @@ def test_extreme_scales(student, device, rng, reference):
 def test_same_generator_same_result(student, device, rng):
     """the random start comes from `generator`: equal generator seeds give equal results, whatever the global seed"""
     for dtype in (torch.float64, torch.float32):
-        A = gapped(rng, 48, uniform(rng, 1.0, 4.0), cluster=True).to(dtype)
+        A = gapped(rng, 48, uniform(rng, 0.8, 1.2), cluster=True).to(dtype)
         seed = int(torch.randint(0, 2 ** 31, (), generator=rng))
         globals_ = torch.randint(0, 2 ** 62, (CALLS,), generator=rng).tolist()
         results = []
