@@ -54,7 +54,7 @@ suite's time budget allows 2). Because it is not caught every time, that bug is 
 collection (whose scores must not depend on the seed). On CUDA, drawing from a CPU generator
 directly on the GPU raises an error: the start must be drawn on the CPU, then moved.
 
-Speed: 11 calls of 100 iterations each, ~4 ms each under the banned-API guard.
+Speed: 10 calls of 100 iterations each, ~4 ms each under the banned-API guard.
 """
 import math
 
@@ -149,8 +149,7 @@ def value_cases(student, device, rng, reference, specs, dtype, tag, ratio=RATIO)
 @pytest.mark.grades(FN, points=4)
 def test_dominant_eigenvalue(student, device, rng, reference):
     """the eigenvalue of largest magnitude with its sign: positive, and negative while the largest is positive (float64)"""
-    specs = [(9, uniform(rng, 0.5, 5.0), None, 100), (14, -uniform(rng, 0.5, 5.0), 1.0, 100),
-             (2, -uniform(rng, 0.5, 5.0), 1.0, 100)]
+    specs = [(9, uniform(rng, 0.5, 5.0), None, 100), (14, -uniform(rng, 0.5, 5.0), 1.0, 100)]
     value_cases(student, device, rng, reference, specs, torch.float64, "dominant")
 
 
