@@ -1,0 +1,26 @@
+# BUG: gd_quadratic: xs is preallocated with torch.zeros(steps + 1, D): float32 whatever the input's dtype
+"""learning_rate with one bug (see the first line)."""
+import torch
+
+
+def gd_quadratic(A, b, x0, lr, steps):
+    xs = torch.zeros(steps + 1, x0.shape[0], device=x0.device)
+    xs[0] = x0
+    for k in range(steps):
+        x = xs[k].to(A.dtype)
+        xs[k + 1] = x - lr * (A @ x - b)
+    losses = 0.5 * ((xs @ A.to(xs.dtype)) * xs).sum(dim=1) - xs @ b.to(xs.dtype)
+    return xs, losses
+
+
+def max_stable_lr(A):
+    return 2.0 / float(torch.linalg.eigvalsh(A)[-1])
+
+
+def power_iteration(A, iters=100, generator=None):
+    v = torch.randn(A.shape[0], generator=generator, dtype=torch.float64).to(device=A.device, dtype=A.dtype)
+    v = v / torch.linalg.vector_norm(v)
+    for _ in range(iters):
+        w = A @ v
+        v = w / torch.linalg.vector_norm(w)
+    return float(v @ (A @ v))

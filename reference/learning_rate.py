@@ -1,0 +1,1 @@
+../exercises/learning_rate/reference.py
