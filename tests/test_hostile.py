@@ -164,7 +164,7 @@ def test_hostile_batch_is_contained(tmp_path):
         b = json.loads((tmp_path / "out-honest" / student / "results.json").read_text())
         assert a == b
     full = json.loads((tmp_path / "out-honest" / "alice" / "results.json").read_text())
-    assert full["score"] == 100, [t for t in full["tests"] if t["status"] != "passed"]
+    assert full["score"] == 25 * len(EXERCISES), [t for t in full["tests"] if t["status"] != "passed"]
 
     # each hostile student earns exactly what its functions honestly earn
     for s in snippets:
