@@ -313,8 +313,8 @@ class Tally:
             note(f"left out ({len(self.skipped)}): {'; '.join(self.skipped)[:600]}")
         if self.judged == 0:
             check(False, "rnn_backward could not be judged",
-                  "your rnn_forward's hs is wrong on every case of this test (" + "; ".join(self.skipped)[:300]
-                  + "), and the backward did not give the true gradients there",
+                  f"your rnn_forward's hs is wrong on all {len(self.skipped)} cases of this test, and the backward "
+                  f"did not give the true gradients there (the first: {self.skipped[0][:300]})",
                   "rnn_backward is graded through your rnn_forward's cache: fix rnn_forward first")
         note(f"{self.judged} gradient set(s) matched autograd through torch.nn.RNN")
 
@@ -426,7 +426,7 @@ def test_forward_unknown_nonlinearity(student, device, rng, reference):
 
 @pytest.mark.grades(BWD, points=3)
 def test_backward_float64(student, device, rng, reference):
-    """full BPTT: rnn_backward gives autograd's 6 gradients (float64; tanh and relu, every bias combination)"""
+    """full BPTT: rnn_backward gives autograd's 6 gradients (tanh and relu, every bias combination; float64 and one float32 case)"""
     def build(gen):
         return [canonical(gen, F64),
                 make_case(gen, 6, 3, 4, 5, biases=(True, True)),
@@ -434,7 +434,8 @@ def test_backward_float64(student, device, rng, reference):
                 make_case(gen, 5, 4, 2, 6, biases=(True, False)),
                 make_case(gen, 6, 3, 5, 3, biases=(False, True), explicit=False),
                 make_case(gen, 8, 2, 3, 5, nonlinearity="relu", biases=(False, False)),
-                make_case(gen, 1, 1, 3, 4, biases=(True, True), tags=("one step",))]
+                make_case(gen, 1, 1, 3, 4, biases=(True, True), tags=("one step",)),
+                canonical(gen, F32, T=5)]
     tally = Tally()
     for i, case in enumerate(cases(reference, rng, "backward64", build)):
         # the first case relies on truncate's default (None: full BPTT)
@@ -460,6 +461,7 @@ def test_backward_truncated(student, device, rng, reference):
     """truncated BPTT: truncate=k gives autograd's gradients with h_k, h_2k, ... detached"""
     # k = 1 (every state cut), k dividing T, k not dividing T, k = T and k > T (nothing cut)
     specs = [(canonical, dict(T=8, truncs=(3,))),
+             (canonical, dict(T=7, truncs=(2,), dtype=F32)),
              (make_case, dict(T=6, N=3, I=4, H=5, truncs=(1,))),
              (make_case, dict(T=8, N=2, I=3, H=4, nonlinearity="relu", truncs=(2,))),
              (make_case, dict(T=9, N=3, I=3, H=5, biases=(True, False), truncs=(4,))),
@@ -470,7 +472,7 @@ def test_backward_truncated(student, device, rng, reference):
         out = []
         for make, kw in specs:
             if make is canonical:
-                out.append(canonical(gen, F64, T=kw["T"], truncs=kw["truncs"]))
+                out.append(canonical(gen, kw.get("dtype", F64), T=kw["T"], truncs=kw["truncs"]))
             else:
                 kw = dict(kw)
                 out.append(make_case(gen, kw.pop("T"), kw.pop("N"), kw.pop("I"), kw.pop("H"), **kw))
@@ -487,7 +489,8 @@ def test_backward_same_cache_twice(student, device, rng, reference):
     """rnn_backward can be called again with the same cache (full, truncated, full: the same results)"""
     def build(gen):
         return [canonical(gen, F64, T=7, truncs=(None, 2)),
-                make_case(gen, 7, 3, 4, 5, biases=(True, True), truncs=(None, 2))]
+                make_case(gen, 7, 3, 4, 5, biases=(True, True), truncs=(None, 2)),
+                canonical(gen, F32, T=6, truncs=(None, 2))]
     tally = Tally()
     for case in cases(reference, rng, "twice", build):
         backward_case(student, case, device, (None, 2, None), tally)
@@ -510,7 +513,7 @@ def _involution(gen, H):
     return P
 
 
-def long_case(gen, r, nonlinearity, N=2, I=3, H=6, truncs=(None, 10)):
+def long_case(gen, r, nonlinearity, N=2, I=3, H=6, truncs=(None, 10), dtype=F64):
     """W_hh = r * P (P an orthogonal, symmetric permutation), h_0 = 0, no biases, a loss at the
     last step only. With relu and non-negative inputs and weights every state is positive, so
     the recurrence is linear and |dL/dh_0| = r^T |grad_hs[T-1]| exactly."""
@@ -521,12 +524,12 @@ def long_case(gen, r, nonlinearity, N=2, I=3, H=6, truncs=(None, 10)):
     else:
         x = 0.5 * torch.randn(STEPS, N, I, generator=gen, dtype=F64)
         w_ih = torch.randn(H, I, generator=gen, dtype=F64) / math.sqrt(I)
-    inputs = [x, torch.zeros(N, H, dtype=F64), w_ih, r * P, None, None]
+    inputs = [_rounded(t, dtype) for t in (x, torch.zeros(N, H, dtype=F64), w_ih, r * P, None, None)]
     g = torch.zeros(STEPS, N, H, dtype=F64)
-    g[-1] = torch.randn(N, H, generator=gen, dtype=F64)
+    g[-1] = _rounded(torch.randn(N, H, generator=gen, dtype=F64), dtype)
     with torch.no_grad():
         hs = torch_rnn(inputs, nonlinearity)
-    case = Case(nonlinearity, inputs, g, F64, hs, short_call=True,
+    case = Case(nonlinearity, inputs, g, dtype, hs, short_call=True,
                 tags=(f"{STEPS} steps", f"weight_hh = {r} x a symmetric permutation", "h0 = 0",
                       "loss at the last step only"))
     for k in truncs:
@@ -538,14 +541,15 @@ def long_case(gen, r, nonlinearity, N=2, I=3, H=6, truncs=(None, 10)):
 def test_backward_through_60_steps(student, device, rng, reference):
     """behaviour: over 60 steps your BPTT follows autograd as dL/dh_0 vanishes (r = 0.8) and explodes (r = 1.3), and truncation cuts it"""
     def build(gen):
-        return [long_case(gen, 0.8, "relu"), long_case(gen, 1.3, "relu"), long_case(gen, 0.9, "tanh")]
+        return [long_case(gen, 0.8, "relu"), long_case(gen, 1.3, "relu"), long_case(gen, 0.9, "tanh"),
+                long_case(gen, 1.3, "relu", dtype=F32)]
     tally = Tally()
     found = []
     for case in cases(reference, rng, "long60", build):
         before = tally.judged
         backward_case(student, case, device, (None, 10), tally)
         full = case.grads[None]
-        found.append(f"{case.nonlinearity}, r = {float(case.inputs[3].abs().max()):g}: |dL/dh_0| = "
+        found.append(f"{case.nonlinearity} ({str(case.dtype)[6:]}), r = {float(case.inputs[3].abs().max()):.3g}: |dL/dh_0| = "
                      f"{float(full[1].norm()):.3g} (|grad_hs[T-1]| = {float(case.g[-1].norm()):.3g}), "
                      f"0 with truncate=10" + ("" if tally.judged == before + 2 else " [left out]"))
     note("; ".join(found))
