@@ -38,7 +38,7 @@ from grader.grading.checks import all_within, assert_close, check, check_raises,
 
 F32, F64 = torch.float32, torch.float64
 FN = "hidden_jacobian_norms"
-RTOL = {F64: 1e-9, F32: 2e-3}
+RTOL = {F64: 1e-9, F32: 5e-4}
 HINT = ("entry t is the spectral norm (the largest singular value, not the Frobenius norm) of d h_T / d h_t, the "
         "product of the step Jacobians of steps t+1..T, in order; each step's Jacobian scales the rows of "
         "weight_hh by the nonlinearity's slope at that step, read from that step's output h_s (hs[s-1]); "
@@ -100,8 +100,11 @@ def trajectory(gen, T, I, H, nonlinearity, dtype, gain, explicit=True, tags=()):
             if not bool((z.abs() > 1e-3 * z.abs().mean()).all()):
                 continue
         hs = hs.to(dtype).to(F64)    # the values the student receives
-        return Case(hs, h0[0], w_hh, nonlinearity, dtype, explicit, tags)
-    raise RuntimeError("no relu trajectory away from the kink")
+        case = Case(hs, h0[0], w_hh, nonlinearity, dtype, explicit, tags)
+        if float(case.want[0]) == 0.0:
+            continue                 # a relu state all zero cuts every product: nothing to compare
+        return case
+    raise RuntimeError("no usable relu trajectory")
 
 
 def judge(student, case, device):
