@@ -15,10 +15,10 @@ What is judged, and how:
 * the distributions: chi-square goodness-of-fit tests, each failing only when its p-value is
   below 1e-6: the first and the second marker positions of T = 11 (5 and 6 positions, so a
   range one step short of a half shows) and of T = 4 (2 and 2 positions), and channel 0's
-  values in 10 equal bins. n = 4000 sequences per call: at least 667 expected per cell, where
+  values in 10 equal bins. n = 2000 sequences per call: at least 333 expected per cell, where
   the chi-square approximation is excellent. A correct implementation fails one of these
   5 tests with probability at most 5 x 10^-6 per grading (whatever its way of drawing), while
-  a position that is never drawn adds n/positions >= 667 to the statistic (p < 10^-100);
+  a position that is never drawn adds n/positions >= 333 to the statistic (p < 10^-60);
 * the generator: the same generator seed under two different global seeds gives identical
   outputs, and another generator seed different ones (so no number comes from the global random
   state: a draw from it would change with the global seed). The grader cannot look at the
@@ -111,7 +111,7 @@ def chi2_pvalue(counts, expected):
 @pytest.mark.grades(FN, points=1)
 def test_uniform_positions_and_values(student, device, rng):
     """the marker positions are uniform within their halves, the values uniform on [0, 1) (chi-square tests)"""
-    n = 4000
+    n = 2000
     lines = []
     for T in (11, 4):
         what = f"adding_problem({T}, {n}, generator=g)"

@@ -126,13 +126,11 @@ def judge(student, case, device):
 
 def _value_cases(gen, dtype):
     if dtype == F64:
-        return [trajectory(gen, 12, 3, 6, "tanh", F64, gain=1.5),
-                trajectory(gen, 10, 2, 5, "relu", F64, gain=1.0),
-                trajectory(gen, 15, 4, 4, "tanh", F64, gain=0.8, explicit=False),
-                trajectory(gen, 8, 3, 7, "relu", F64, gain=1.4)]
-    return [trajectory(gen, 12, 3, 6, "tanh", F32, gain=1.5),
-            trajectory(gen, 10, 2, 5, "relu", F32, gain=1.0),
-            trajectory(gen, 15, 4, 4, "tanh", F32, gain=0.8, explicit=False)]
+        return [trajectory(gen, 10, 3, 6, "tanh", F64, gain=1.5),
+                trajectory(gen, 8, 2, 7, "relu", F64, gain=1.3),
+                trajectory(gen, 10, 4, 4, "tanh", F64, gain=0.8, explicit=False)]
+    return [trajectory(gen, 10, 3, 6, "tanh", F32, gain=1.5),
+            trajectory(gen, 8, 2, 5, "relu", F32, gain=1.0)]
 
 
 @pytest.mark.grades(FN, points=2)
@@ -141,7 +139,7 @@ def test_norms_float64(student, device, rng, reference):
     worst = 0.0
     for case in reference(lambda: _value_cases(_gen(rng, "f64"), F64), "f64"):
         worst = max(worst, judge(student, case, device)[1])
-    note(f"4 trajectories: largest relative error {worst:.3g} (allowed {RTOL[F64]:g})")
+    note(f"3 trajectories: largest relative error {worst:.3g} (allowed {RTOL[F64]:g})")
 
 
 @pytest.mark.grades(FN, points=1)
@@ -150,10 +148,10 @@ def test_norms_float32(student, device, rng, reference):
     worst = 0.0
     for case in reference(lambda: _value_cases(_gen(rng, "f32"), F32), "f32"):
         worst = max(worst, judge(student, case, device)[1])
-    note(f"3 trajectories: largest relative error {worst:.3g} (allowed {RTOL[F32]:g})")
+    note(f"2 trajectories: largest relative error {worst:.3g} (allowed {RTOL[F32]:g})")
 
 
-STEPS = 50
+STEPS = 30      # 0.8^30 = 1.2e-3, 1.3^30 = 2.6e3
 
 
 def linear_case(gen, r, H=8, I=3):
@@ -198,7 +196,7 @@ def test_unknown_name_and_one_step(student, device, rng, reference):
     for case in edge:
         judge(student, case, device)
     args, _ = edge[0].call_args(device)
-    for name in ("sigmoid", "Tanh", "linear"):
+    for name in ("Tanh", "linear"):
         check_raises(student, "ValueError", FN, *args, nonlinearity=name,
                      what=f"hidden_jacobian_norms(..., nonlinearity={name!r})",
                      hint="the names are exact: 'tanh' or 'relu'; raise ValueError for any other")

@@ -48,7 +48,8 @@ def test_rnn_forward_matches_torch(student, device, rng):
         expect_tensor(value[0], what=f"hs ({name})", shape=(T, N, H), dtype=F64, device=device.type,
                       hint="hs holds h_1..h_T: shape (T, N, H)")
         assert_close(value[0], want, atol=1e-10, what=f"hs against torch.nn.RNN ({name})",
-                     hint="h_t = act(x_t @ weight_ih.T + bias_ih + h_{t-1} @ weight_hh.T + bias_hh), from h_0 = h0")
+                     hint="each step adds the input term (through weight_ih) and the previous state's term (through "
+                          "weight_hh), both biases, then applies the nonlinearity; the first step reads h0")
     check_raises(student, "ValueError", "rnn_forward", *inputs, nonlinearity="sigmoid",
                  what="rnn_forward(..., nonlinearity='sigmoid')", hint="only 'tanh' and 'relu' exist")
 
