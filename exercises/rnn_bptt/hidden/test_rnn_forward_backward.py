@@ -277,14 +277,16 @@ def _call_backward(student, case, handle, truncate, device, pass_truncate=True):
     return student.call(BWD, g, handle, **kwargs)
 
 
-def _grads_match(value, want, tol):
+def _grads_match(value, want, case, device):
+    """The 6 gradients have the reference's None-ness, shapes and values, the case's dtype and the device."""
     if not (isinstance(value, (tuple, list)) and len(value) == 6):
         return False
     for got, w in zip(value, want):
         if w is None:
             if got is not None:
                 return False
-        elif not (isinstance(got, torch.Tensor) and _scaled_close(_as64(got), w, tol)):
+        elif not (isinstance(got, torch.Tensor) and got.dtype == case.dtype and got.device.type == device.type
+                  and _scaled_close(_as64(got), w, GRAD_TOL[case.dtype])):
             return False
     return True
 
@@ -350,7 +352,7 @@ def backward_case(student, case, device, truncs, tally, pass_truncate=True):
             tally.skipped.append(f"{case.label(k)}: rnn_forward's hs is wrong and rnn_backward raised "
                                  f"{exc.type_name}")
             continue
-        if _grads_match(grads, want, GRAD_TOL[case.dtype]):
+        if _grads_match(grads, want, case, device):
             tally.judged += 1
             continue
         if not fwd_ok:
