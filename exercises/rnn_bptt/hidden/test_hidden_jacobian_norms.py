@@ -35,7 +35,7 @@ import zlib
 import pytest
 import torch
 
-from grader.grading.checks import all_within, assert_close, check, check_raises, expect_tensor, note
+from grader.grading.checks import all_within, assert_close, check_raises, expect_tensor, note
 
 F32, F64 = torch.float32, torch.float64
 FN = "hidden_jacobian_norms"
