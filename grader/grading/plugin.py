@@ -160,8 +160,9 @@ def pytest_runtest_makereport(item, call):
     fn, points = marker(item)
     limit = False
     log = item.stash.get(LOG, [])
-    if report.skipped:
-        passed, output = True, "not applicable here: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else "")
+    if report.skipped:   # a check that could not run never passes by skipping
+        passed = False
+        output = "this test could not run: " + str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else "")
     elif report.passed:
         passed, output = True, "; ".join(log[-6:]) or "passed"
     else:

@@ -1,0 +1,1 @@
+../exercises/rnn_bptt/reference.py
