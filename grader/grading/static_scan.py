@@ -448,7 +448,7 @@ class _Scanner:
 
 REFLECTION_ATTRS = frozenset({
     "__closure__", "__globals__", "__code__", "__subclasses__", "__builtins__", "__getattribute__",
-    "__mro__", "__bases__", "__base__", "__self__", "__func__", "__wrapped__", "__reduce__", "__reduce_ex__",
+    "__mro__", "__bases__", "__base__", "__self__", "__func__", "__wrapped__", "__reduce__", "__reduce_ex__", "__dict__",
     "__import__", "__loader__", "__spec__", "__defaults__", "__kwdefaults__", "__setattr__", "__delattr__",
     "cell_contents", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next",
     "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "co_consts", "co_code",
