@@ -26,7 +26,7 @@ from pathlib import Path
 import click
 
 import grader
-from grader.grading import discover
+from grader.grading import discover, shards
 from grader.grading.reading import read_student_file
 from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, totals_csv, write_json
 from grader.text import escape
@@ -84,18 +84,25 @@ def _load_state(folder: Path):
 
 # ----------------------------------------------------------------- batch
 def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, timeout: float, seed: int = 0,
-              echo=click.echo) -> dict:
+              echo=click.echo, shard: tuple[int, int] | None = None) -> dict:
+    """The class, or with ``shard=(i, N)`` only its students of shard i of N (:mod:`grader.grading.shards`):
+    then the shard's manifest is written instead of the class files."""
     exercises = course.names
     base = discover.class_base(submissions)
-    students = discover.student_dirs(submissions)
+    everyone = discover.student_dirs(submissions)
+    students = everyone if shard is None else shards.select(everyone, shard)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("**/.tmp-*"):   # left by a batch killed in the middle of a write
-        stale.unlink(missing_ok=True)
+    # left by a batch killed in the middle of a write (a shard cleans only its own students' folders:
+    # other shards may be writing into the same OUT)
+    stale = out.glob("**/.tmp-*") if shard is None else \
+        (p for s, _ in students for p in student_out(out, s).glob(".tmp-*"))
+    for path in list(stale):
+        path.unlink(missing_ok=True)
     digest = _grader_digest()
-    todo, done = [], {}
+    todo, done, fps = [], {}, {}
     for student, folder in students:
         found = discover.exercise_files(folder, exercises, course.assignment)
-        fp = fingerprint(course, found, base, device, seed, timeout, digest)
+        fp = fps[student] = fingerprint(course, found, base, device, seed, timeout, digest)
         state = _load_state(student_out(out, student))
         if state and state.get("fingerprint") == fp:
             done[student] = StudentResult.from_dict(state["result"]).compact()
@@ -115,6 +122,11 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
                 _save(student_out(out, student), result, fp)
                 done[student] = result.compact()
                 progress.update()
+    if shard is not None:
+        shards.write_manifest(out, shard, everyone=[s for s, _ in everyone], fingerprints=fps, course=course,
+                              grader_digest=digest, options={"device": device, "seed": seed, "timeout": timeout},
+                              kept=len(students) - len(todo), graded=len(todo), echo=echo)
+        return {"n": len(students), "shard": shard}
     return finish(course, [done[s] for s, _ in students if s in done], out, echo)
 
 
