@@ -45,7 +45,7 @@ import click
 from grader.grading import discover, shards
 
 SHARD_SIZE = 50            # students per shard by default: a task is tens of students
-CONNECT_TIMEOUT = 15       # seconds to reach the scheduler
+CONNECT_TIMEOUT = 10       # seconds to reach the scheduler
 WORKERS_TIMEOUT = 60       # seconds to wait for a first worker
 RETRIES = 2                # a shard whose task fails is run again this many times
 STARTUP_ALLOWANCE = 600.0  # seconds a shard may take beyond its students' grading (imports, pool start)
@@ -233,8 +233,9 @@ def _client(scheduler: str | None, device: str, echo):
             echo("started a local Dask cluster (1 worker, 1 thread); give --scheduler ADDRESS to use a cluster")
             yield client
         return
+    address = _address(scheduler)
     try:
-        client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+        client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise DistributedError(f"cannot reach the Dask scheduler at {scheduler}: {_first_line(exc)}") from None
     try:
@@ -242,6 +243,29 @@ def _client(scheduler: str | None, device: str, echo):
     finally:
         with contextlib.suppress(Exception):
             client.close(timeout=10)
+
+
+def _address(scheduler: str) -> str:
+    """The scheduler's address, checked before anything connects: ``tcp://host:port`` (``host:port``),
+    another scheme dask knows, or the path of a scheduler file (``dask scheduler --scheduler-file``)."""
+    import json
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import get_backend
+    if Path(scheduler).is_file():
+        try:
+            return _address(json.loads(Path(scheduler).read_text(encoding="utf-8"))["address"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DistributedError(f"--scheduler {scheduler}: not a Dask scheduler file ({_first_line(exc)})") from None
+    try:
+        scheme, location = parse_address(scheduler)
+        get_backend(scheme)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(location, 8786)
+    except (ValueError, TypeError) as exc:
+        raise DistributedError(f"--scheduler {scheduler!r}: not a Dask scheduler address "
+                               f"(tcp://HOST:PORT or a scheduler file): {_first_line(exc)}") from None
+    return scheduler
 
 
 def _workers(client, device: str) -> dict:
