@@ -121,7 +121,8 @@ def grade(submission_dir, json_file, course_dir, device, timeout, seed):
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="the Dask scheduler (default with --executor dask: a local cluster)")
 @click.option("--shards", "n_shards", type=int, default=None, metavar="N",
-              help="shards for --executor dask and --emit (default: one per ~50 students)")
+              help="shards for --executor dask (default: one per worker thread) "
+                   "and --emit (default: ~150 students per --jobs)")
 @click.option("--emit", default=None, metavar="slurm|k8s",
               help="print a Slurm array script or a Kubernetes Indexed Job that grades the class as shards")
 def batch(submissions, outdir, jobs, course_dir, device, timeout, seed, shard_spec, executor, scheduler, n_shards,

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import time
@@ -83,8 +82,8 @@ def test_shards_are_stable_and_balanced():
     assert min(sizes) > 0.85 * 500 and max(sizes) < 1.15 * 500
     assert sorted(sum((shards.select([(s, None) for s in names], (i, 8)) for i in range(1, 9)), [])) == \
         [(s, None) for s in names]
-    assert shards.shard_of("ren é", 3) == shards.shard_of("ren é", 3) and default_shards(2000, 32) == 40
-    assert default_shards(6, 2) == 2 and default_shards(20000, 32) == 400
+    assert default_shards(2000, 32) == 32 and default_shards(20000, 32) == 32 and default_shards(50000, 32) == 50
+    assert default_shards(6, 2) == 2 and default_shards(1, 8) == 1 and default_shards(0, 2) == 1
 
 
 @pytest.mark.parametrize("args, needle", [

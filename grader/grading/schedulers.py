@@ -14,10 +14,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from grader.grading import discover, shards
+from grader.grading import shards
 
 EMIT_JOBS = 8          # grading processes per shard (cpus per array task / pod) when --jobs is not given
-SHARD_SIZE = 50
+# students per grading process in a shard by default: enough that a shard's fixed start (seconds: a
+# Python with torch, the pool, the suites' collection) stays a few % of its grading
+STUDENTS_PER_JOB = 150
 K8S_IMAGE = "gradient-lab:0.1.0"
 K8S_CLAIM = "gradient-lab-shared"
 
@@ -47,8 +49,8 @@ def emit_script(kind: str, course, submissions: Path, out: Path, *, n_shards: in
     out_dir = _plain(Path(out).resolve(), "--out")
     course_root = _plain(Path(course.root).resolve(), "--course")
     names = [s for s, _ in students]
-    n = n_shards or max(1, math.ceil(len(names) / SHARD_SIZE))
     jobs = jobs or EMIT_JOBS
+    n = n_shards or max(1, math.ceil(len(names) / (STUDENTS_PER_JOB * jobs)))
     sizes = [0] * n
     for name in names:
         sizes[shards.shard_of(name, n) - 1] += 1

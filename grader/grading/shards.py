@@ -156,7 +156,8 @@ def plan(course, folders) -> tuple[int, list[tuple[str, Path, str]]]:
     if missing:
         where = ", ".join(str(f) for f in dict.fromkeys(f for f, _ in manifests))
         raise ShardError(f"shard {missing[0]}/{n} is missing ({len(missing)} of {n} missing; none in {where}): "
-                         f"run grader batch ... --shard {missing[0]}/{n} (a shard's manifest is written when it finishes)")
+                         f"run grader batch ... --shard {missing[0]}/{n} (a shard's manifest is written when "
+                         "it finishes)")
     if course.digest != first["course_digest"]:
         raise ShardError(f"the course at {course.root} is not the one the shards graded with: "
                          "merge with the same --course")
