@@ -105,6 +105,13 @@ def grader(*args) -> tuple[float, str]:
     return wall, run.stdout
 
 
+# What an idle scheduler and its workers cost (README): dask's sampling profiler, its 20 ms event-loop
+# tick and its 0.5 s system monitor take ~11 % of a core for a scheduler and 2 workers doing nothing,
+# ~2 % without (grading needs none of them).
+QUIET_DASK = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+              "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s"}
+
+
 class Cluster:
     def __init__(self, folder: Path):
         self.folder, self.procs = folder, []
@@ -117,7 +124,7 @@ class Cluster:
         self.workers = []
 
     def _spawn(self, args):
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), **QUIET_DASK)
         log = open(self.folder / f"proc{len(self.procs)}.log", "wb")
         proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True, cwd=self.folder)
@@ -160,10 +167,16 @@ def main():
     ap.add_argument("--students", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--keep", default=None, help="keep the class and outputs here")
+    ap.add_argument("--fixed-only", action="store_true",
+                    help="only the fixed costs, on the class and outputs a run with --keep left there")
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-dask-"))
     work.mkdir(parents=True, exist_ok=True)
-    subs = make_class(work / "class", args.students)
+    if args.fixed_only:
+        subs = work / "class"
+        args.students = len(os.listdir(subs))
+    else:
+        subs = make_class(work / "class", args.students)
     note(f"{args.students} students (examples/class round-robin), {os.cpu_count()} cores, "
          f"load average {procmon.loadavg()} before")
     account = CpuAccount.open()
@@ -174,7 +187,7 @@ def main():
     opts = ["--device", "cpu", "--timeout", "60"]
     try:
         reference = None
-        for r in range(args.repeat):
+        for r in range(0 if args.fixed_only else args.repeat):
             for name in walls:
                 out = work / f"{name}-{r}"
                 if name != "local":
@@ -194,8 +207,8 @@ def main():
                 cpu = account.seconds() - cpu0 if account else float("nan")
                 cpus[name].append(cpu)
                 note(f"{name} run {r + 1}: {wall:.1f} s wall, {cpu:.1f} s CPU (load average {procmon.loadavg()})")
-        local = statistics.median(walls["local"])
-        for name, values in walls.items():
+        for name, values in walls.items() if not args.fixed_only else ():
+            local = statistics.median(walls["local"])
             wall = statistics.median(values)
             say(f"{name}_wall_s", wall)
             say(f"{name}_ms_per_student", 1000 * wall / args.students)
@@ -209,10 +222,13 @@ def main():
                 if name != "local":
                     say(f"{name}_cpu_overhead_ms_per_student", 1000 * (cpu - local_cpu) / args.students)
                     say(f"{name}_cpu_overhead_pct", 100 * (cpu - local_cpu) / local_cpu)
-        say("grades_identical", "yes")
+        if not args.fixed_only:
+            say("grades_identical", "yes")
 
         # fixed costs
         one = work / "one"
+        shutil.rmtree(one, ignore_errors=True)
+        shutil.rmtree(work / "one-out", ignore_errors=True)
         one.mkdir()
         shutil.copytree(subs / sorted(os.listdir(subs))[0], one / "solo")
         for name, argv in [("shard_of_one_student", [str(one), "--out", str(work / "one-out"), "--shard", "1/1",
@@ -226,6 +242,21 @@ def main():
                 say(f"{name}_cpu_s", account.seconds() - cpu0)
         cluster.scale(2)
         say("dask_task_roundtrip_ms", 1000 * cluster.task_roundtrip())
+        if account:
+            # the engine's own cost, without grading: every student kept (the first round's outputs;
+            # the grader must not have changed since), and the idle cluster's CPU
+            for name, argv in [("local_all_kept", [str(work / "local-0"), "--jobs", "2"]),
+                               ("dask_all_kept", [str(work / "dask2-0"), "--executor", "dask", "--scheduler",
+                                                  cluster.address, "--shards", "2", "--jobs", "1"])]:
+                cpu0 = account.seconds()
+                wall, out = grader("batch", str(subs), "--out", *argv, *opts)
+                if "0 graded" not in out and "unchanged" not in out:
+                    note(f"{name}: not everything was kept (the grader changed?)")
+                say(f"{name}_s", wall)
+                say(f"{name}_cpu_s", account.seconds() - cpu0)
+            cpu0 = account.seconds()
+            time.sleep(30)
+            say("dask_idle_cluster_cpu_pct", 100 * (account.seconds() - cpu0) / 30)
     finally:
         cluster.close()
         if account:

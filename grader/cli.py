@@ -119,7 +119,7 @@ def grade(submission_dir, json_file, course_dir, device, timeout, seed):
 @click.option("--executor", default="local", show_default=True, metavar="local|dask",
               help="dask: the class as shards on a dask.distributed cluster")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="the Dask scheduler (default with --executor dask: a local cluster)")
+              help="the Dask scheduler: tcp://HOST:PORT or a scheduler file (default: a local cluster)")
 @click.option("--shards", "n_shards", type=int, default=None, metavar="N",
               help="shards for --executor dask (default: one per worker thread) "
                    "and --emit (default: ~150 students per --jobs)")

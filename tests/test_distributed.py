@@ -229,6 +229,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+QUIET_DASK = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+              "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s"}   # README: workers that cost nothing idle
+
+
 class Cluster:
     """A dask scheduler and workers on 127.0.0.1, each its own process (group)."""
 
@@ -249,7 +253,7 @@ class Cluster:
     def _spawn(self, name, args):
         log = open(self.folder / f"{name}.log", "wb")
         proc = subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True, cwd=self.folder)
+                                start_new_session=True, cwd=self.folder, env=dict(os.environ, **QUIET_DASK))
         self.procs.append(proc)
         return proc
 

@@ -51,6 +51,13 @@ RETRIES = 2                # a shard whose task fails is run again this many tim
 STARTUP_ALLOWANCE = 600.0  # seconds a shard may take beyond its students' grading (imports, pool start)
 
 
+# Dask's sampling profiler, 20 ms event-loop tick and 0.5 s system monitor cost an idle scheduler
+# and 2 workers ~11 % of a core (measured; ~2 % without). Grading needs none of them: the local
+# cluster goes without, and the README says how to start workers so.
+QUIET_DASK = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
+              "distributed.admin.system-monitor.interval": "5s"}
+
+
 class DistributedError(Exception):
     """The Dask run cannot go on: the message is one line for the user."""
 
@@ -80,10 +87,10 @@ def _distributed():
 def default_shards(students: int, worker_threads: int) -> int:
     """One shard per worker thread, or more when they would exceed ~MAX_SHARD students.
 
-    A shard pays a fixed start that a local batch pays once (measured: ~3.4 CPU-s for its
-    Python with torch and the fingerprints, ~6 CPU-s per grading process for its sandbox pool
+    A shard pays a fixed start that a local batch pays once (measured: ~2.2 CPU-s for its
+    Python with torch and the fingerprints, ~4-6 CPU-s per grading process for its sandbox pool
     and the suites' collection): few, large shards keep it small against the students'
-    grading (~0.8 CPU-s a student here). A cap on big classes bounds what a lost worker costs
+    grading (~0.7 CPU-s a student here). A cap on big classes bounds what a lost worker costs
     (its shard's remaining students, resumed on another worker)."""
     return max(1, min(max(students, 1), max(worker_threads, math.ceil(students / MAX_SHARD))))
 
@@ -233,8 +240,9 @@ def _quiet_dask():
 def _client(scheduler: str | None, device: str, echo):
     distributed = _distributed()
     if scheduler is None:
+        import dask
         resources = {"GPU": 1} if device.startswith("cuda") else None
-        with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+        with dask.config.set(QUIET_DASK), distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
                                       resources=resources) as cluster, distributed.Client(cluster) as client:
             echo("started a local Dask cluster (1 worker, 1 thread); give --scheduler ADDRESS to use a cluster")
             yield client
