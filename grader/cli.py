@@ -129,12 +129,32 @@ def grade(submission_dir, json_file, html_file, course_dir, device, timeout, see
               help="also record every score in this nbgrader gradebook.db (per grade cell of the built notebooks)")
 @course_option
 @grading_options
-def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, timeout, seed):
+@click.option("--shard", "shard_spec", default=None, metavar="I/N",
+              help="grade only shard I of N of the class (then: grader merge)")
+@click.option("--executor", default="local", show_default=True, metavar="local|dask",
+              help="dask: the class as shards on a dask.distributed cluster")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="the Dask scheduler: tcp://HOST:PORT or a scheduler file (default: a local cluster)")
+@click.option("--shards", "n_shards", type=int, default=None, metavar="N",
+              help="shards for --executor dask (default: one per worker thread) "
+                   "and --emit (default: ~150 students per --jobs)")
+@click.option("--emit", default=None, metavar="slurm|k8s",
+              help="print a Slurm array script or a Kubernetes Indexed Job that grades the class as shards")
+def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, timeout, seed, shard_spec, executor,
+          scheduler, n_shards, emit):
     """Grade every student folder of a class."""
     subs = existing_folder(submissions, "give the class folder")
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         fail(f"--out {outdir}: exists and is not a folder")
+    from grader.grading import shards
+    shard = None
+    if shard_spec is not None:
+        try:
+            shard = shards.parse_spec(shard_spec)
+        except shards.ShardError as exc:
+            fail(str(exc))
+    check_sharding(shard, executor, scheduler, n_shards, emit)
     course = load_course(course_dir)
     from grader.grading import discover
     from grader.grading.batch import default_jobs, run_batch
@@ -143,17 +163,37 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
     students = discover.student_dirs(subs)
     if not students:
         fail(f"{submissions}: no student folders in it")
-    if jobs is None:
+    if jobs is None and executor == "local" and emit is None:
         jobs = default_jobs()
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         fail(f"--jobs must be at least 1, got {jobs}")
-    device = resolve_device(device)
     check_timeout(timeout)
+    if emit is not None:   # the nodes resolve --device when they grade
+        if device.lower() not in ("cpu", "cuda", "auto"):
+            fail(f"unknown --device {device!r}: use cpu, cuda or auto")
+        from grader.grading.schedulers import EmitError, emit_script
+        try:
+            click.echo(emit_script(emit, course, subs, out, n_shards=n_shards, students=students, jobs=jobs,
+                                   device=device.lower(), timeout=timeout, seed=seed), nl=False)
+        except EmitError as exc:
+            fail(str(exc))
+        return
+    # with --executor dask the workers grade: a GPU on them counts, not on this machine
+    device = resolve_device(device) if not (executor == "dask" and device.lower() == "cuda") else "cuda"
+    if executor == "dask":
+        from grader.grading.distributed import DistributedError, run_dask
+        try:
+            run_dask(course, subs, out, scheduler=scheduler, n_shards=n_shards, jobs=jobs, device=device,
+                     timeout=timeout, seed=seed, report=report)
+        except (DistributedError, shards.ShardError) as exc:
+            fail(str(exc).splitlines()[0], code=1)
+        return
     try:
-        summary = run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report)
+        summary = run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report,
+                            shard=shard)
     except RuntimeError as exc:
         fail(str(exc).splitlines()[0], code=1)
-    if gradebook:
+    if gradebook and shard is None:
         from grader.grading.gradebook import GradebookError, record
         try:
             recorded, problems = record(course, summary["results"], Path(gradebook))
@@ -162,6 +202,43 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
         for problem in problems:
             click.echo(f"grader: warning: {problem}", err=True)
         click.echo(f"{recorded} student(s) recorded in the nbgrader gradebook {gradebook}")
+
+
+def check_sharding(shard, executor, scheduler, n_shards, emit) -> None:
+    """The options of the shards, the executor and the emitted scripts go together or not at all."""
+    if executor not in ("local", "dask"):
+        fail(f"unknown --executor {executor!r}: use local or dask")
+    if emit is not None and emit not in ("slurm", "k8s"):
+        fail(f"unknown --emit {emit!r}: use slurm or k8s")
+    if shard is not None and (executor == "dask" or emit is not None):
+        fail("--shard grades one shard here; --executor dask and --emit run all of them (give --shards N)")
+    if scheduler is not None and executor != "dask":
+        fail("--scheduler goes with --executor dask")
+    if emit is not None and executor == "dask":
+        fail("--emit writes a scheduler script; it does not go with --executor dask")
+    if n_shards is not None and executor != "dask" and emit is None:
+        fail("--shards goes with --executor dask or --emit (one shard here: --shard I/N)")
+    if n_shards is not None and not 1 <= n_shards <= 100_000:
+        fail(f"--shards must be between 1 and 100000, got {n_shards}")
+
+
+@main.command()
+@click.argument("folders", nargs=-1, required=True)
+@click.option("--out", "outdir", required=True, help="folder for the class's grades.csv, results and summary")
+@course_option
+def merge(folders, outdir, course_dir):
+    """Merge the outputs of grader batch --shard I/N (one folder per shard, or one shared folder)."""
+    for folder in folders:
+        existing_folder(folder, "give the shards' --out folders")
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        fail(f"--out {outdir}: exists and is not a folder")
+    course = load_course(course_dir)
+    from grader.grading.shards import ShardError, merge as merge_shards
+    try:
+        merge_shards(course, folders, out)
+    except ShardError as exc:
+        fail(str(exc).splitlines()[0], code=2)
 
 
 @main.command()

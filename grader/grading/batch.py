@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 
 import grader
-from grader.grading import discover
+from grader.grading import discover, shards
 from grader.grading.reading import read_student_file
 from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, totals_csv, write_json
 from grader.grading.report import class_html, previous_totals, score_changes, write_student_reports
@@ -86,23 +86,31 @@ def _load_state(folder: Path):
 
 # ----------------------------------------------------------------- batch
 def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, timeout: float, seed: int = 0,
-              echo=click.echo, report: bool = False) -> dict:
+              echo=click.echo, report: bool = False, shard: tuple[int, int] | None = None) -> dict:
     """Grade a class into ``out``; ``report``: also each student's report.html (plots drawn from their
-    functions' values, after grading, in parallel)."""
+    functions' values, after grading, in parallel). With ``shard=(i, N)`` only the class's students of
+    shard i of N (:mod:`grader.grading.shards`): then the shard's manifest is written instead of the
+    class files (grader merge writes them)."""
     import time
     started = time.perf_counter()
     exercises = course.names
     base = discover.class_base(submissions)
-    students = discover.student_dirs(submissions)
+    everyone = discover.student_dirs(submissions)
+    students = everyone if shard is None else shards.select(everyone, shard)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("**/.tmp-*"):   # left by a batch killed in the middle of a write
-        stale.unlink(missing_ok=True)
+    # left by a batch killed in the middle of a write (a shard cleans only its own students' folders:
+    # other shards may be writing into the same OUT)
+    stale = out.glob("**/.tmp-*") if shard is None else \
+        (p for s, _ in students for p in student_out(out, s).glob(".tmp-*"))
+    for path in list(stale):
+        path.unlink(missing_ok=True)
     digest = _grader_digest()
-    previous = previous_totals(out / "grades.csv") if (out / "grades.csv").is_file() else None
-    todo, done = [], {}
+    previous = previous_totals(out / "grades.csv") if shard is None and (out / "grades.csv").is_file() else None
+    todo, done, fps = [], {}, {}
     for student, folder in students:
         found = discover.exercise_files(folder, exercises, course.assignment)
-        fp = fingerprint(course, found, base, device, seed, timeout, digest) + ("+report" if report else "")
+        fp = fps[student] = fingerprint(course, found, base, device, seed, timeout, digest) + \
+            ("+report" if report else "")
         state = _load_state(student_out(out, student))
         if state and state.get("fingerprint") == fp:
             done[student] = StudentResult.from_dict(state["result"]).compact()
@@ -127,6 +135,12 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
         pairs = [(student_out(out, s) / STATE, student_out(out, s) / "report.html") for s, _ in students if s in done]
         timing["reports"] = write_student_reports(course, pairs, jobs)
         echo(f"{len(pairs)} student report(s) drawn in {timing['reports']:.1f} s: {out}/<student>/report.html")
+    if shard is not None:
+        shards.write_manifest(out, shard, everyone=[s for s, _ in everyone], fingerprints=fps, course=course,
+                              grader_digest=digest, options={"device": device, "seed": seed, "timeout": timeout,
+                                                             "report": report},
+                              kept=len(students) - len(todo), graded=len(todo), echo=echo)
+        return {"n": len(students), "shard": shard}
     return finish(course, [done[s] for s, _ in students if s in done], out, echo, timing=timing, previous=previous)
 
 
