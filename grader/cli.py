@@ -181,6 +181,8 @@ def build(outdir, course_dir):
     for name, e in summary["exercises"].items():
         click.echo(f"  {name:<16} {e['hidden_tests']:>3} autograded cells, {e['points']:g} points; "
                    f"source {e['source_bytes']:,} bytes, release {e['release_bytes']:,} bytes")
+        if e.get("manual_answers"):
+            click.echo(f"  {'':<16} {len(e['manual_answers']):>3} written answers need manual grading (0 points)")
     click.echo(f"  release: notebooks + {summary['public_tests']} public test files; "
                f"{summary['release_bytes']:,} bytes of notebooks against {summary['source_bytes']:,} in the source "
                f"({summary['seconds']:.0f} s)")
