@@ -240,7 +240,7 @@ def _judge_distribution(student, device, kind, cases, hint):
 
 
 def _contract(student, device, rng, fn, kwargs=None):
-    """In place, same object, no autograd history (leaf requiring grad), generator honoured, 1-D raises."""
+    """In place, same object, no autograd history (leaf requiring grad), generator honored, 1-D raises."""
     kwargs = dict(kwargs or {})
     gdev = str(device)
     seed = int(torch.randint(0, 2 ** 31, (1,), generator=rng))

@@ -192,7 +192,7 @@ class Stack:
 def _flatten(grads):
     """(values, scales): every gradient tensor of `grads` (in `_ordered` order) flattened into one float64
     vector, and beside it each element's tensor-wide max|expected|, so that a whole backward is compared
-    in one vectorised step, with exactly the per-tensor criterion of `_close`."""
+    in one vectorized step, with exactly the per-tensor criterion of `_close`."""
     items = [t for _, _, t in _ordered(grads)]
     values = torch.cat([t.detach().reshape(-1) for t in items]).to("cpu", F64)
     scales = torch.cat([torch.full((t.numel(),), float(t.abs().max()) if t.numel() else 0.0, dtype=F64)
@@ -404,7 +404,7 @@ def _ordered(grads):
 
 
 def _grads_match(got, expected, tol, flat_expected=None):
-    """Every gradient within `tol` (the criterion of `_close`, per tensor), in one vectorised comparison.
+    """Every gradient within `tol` (the criterion of `_close`, per tensor), in one vectorized comparison.
     `got` has passed `_check_structure`: every tensor has its expected shape, one dtype and one device."""
     e, scale = flat_expected if flat_expected is not None else _flatten(expected)
     g = torch.cat([t.detach().reshape(-1) for _, _, t in _ordered(got)]).to("cpu", F64)
