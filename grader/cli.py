@@ -336,6 +336,8 @@ def build(outdir, gradescope_bundle, roster, course_dir):
     for name, e in summary["exercises"].items():
         click.echo(f"  {name:<16} {e['hidden_tests']:>3} autograded cells, {e['points']:g} points; "
                    f"source {e['source_bytes']:,} bytes, release {e['release_bytes']:,} bytes")
+        if e.get("manual_answers"):
+            click.echo(f"  {'':<16} {len(e['manual_answers']):>3} written answers need manual grading (0 points)")
     for note in summary.get("notes", []):
         click.echo(f"  note: {note}")
     if summary.get("variants"):

@@ -65,6 +65,16 @@ def _nbg(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
+def _autograded(cell) -> bool:
+    """An autograder cell (a hidden test): graded, not written by the student."""
+    return bool(_nbg(cell).get("grade")) and not _nbg(cell).get("solution")
+
+
+def _answer(cell) -> bool:
+    """A written answer: graded by hand (nbgrader's "manually graded answer"), 0 automatic points."""
+    return bool(_nbg(cell).get("grade")) and bool(_nbg(cell).get("solution"))
+
+
 def test_every_course_exercise_is_buildable():
     missing = [e for e in ALL_EXERCISES if e not in READY]
     assert not missing, f"no reference or no hidden suite yet for: {missing}"
@@ -110,12 +120,16 @@ def test_release_has_no_solution_no_hidden_test_no_reference_code(built):
             assert src.startswith(f"def {fn}(") and "raise NotImplementedError()" in src
             assert _nbg(cells[0])["solution"] is True and _nbg(cells[0])["locked"] is False
         # the grade cells are there (hidden part stripped) with their points
-        grade = [c for c in rel.cells if _nbg(c).get("grade")]
+        grade = [c for c in rel.cells if _autograded(c)]
         assert abs(sum(_nbg(c)["points"] for c in grade) - POINTS) < 1e-9
         # what is left of a grade cell: its title and the check that the function is no stub
         for c in grade:
             visible = [ln for ln in c.source.splitlines() if ln.strip() and not ln.startswith("#")]
             assert "Hidden test" in c.source and len(visible) == 2 and "require_implemented" in visible[1], c.source
+        # the written answers (manually graded, 0 points) are empty for the student to fill in
+        for c in rel.cells:
+            if _answer(c):
+                assert c.cell_type == "markdown" and _nbg(c)["points"] == 0 and c.source == "YOUR ANSWER HERE"
 
 
 def test_source_solutions_come_from_reference(built):
@@ -137,7 +151,7 @@ def test_one_grade_cell_per_hidden_test(built):
     out, summary = built
     for name in READY:
         src = _nb(out / "source" / ASSIGNMENT / f"{name}.ipynb")
-        grade = [c for c in src.cells if _nbg(c).get("grade")]
+        grade = [c for c in src.cells if _autograded(c)]
         assert len(grade) == summary["exercises"][name]["hidden_tests"]
         assert abs(sum(_nbg(c)["points"] for c in grade) - POINTS) < 1e-9
         for c in grade:

@@ -44,3 +44,28 @@ def clip_grad_value_(parameters, clip_value):
         for p in parameters:
             if p.grad is not None:
                 p.grad.clamp_(-clip_value, clip_value)
+
+
+def gradient_cosine(grads, reference):
+    """The cosine of the angle between two gradients, each a list of tensors seen as one long vector."""
+    dot = sum((g.double() * r.double()).sum() for g, r in zip(grads, reference))
+    norm_g = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+    norm_r = torch.sqrt(sum((r.double() ** 2).sum() for r in reference))
+    return float(dot / (norm_g * norm_r))
+
+
+def step_lengths(norms, lr, max_norm=None):
+    """The length of each gradient-descent step lr * g, for the given pre-clip gradient norms.
+
+    With norm clipping the step is lr * min(1, max_norm / (norm + 1e-6)) * norm, as clip_grad_norm_
+    scales it; without (max_norm None) it is lr * norm.
+    """
+    if max_norm is None:
+        return lr * norms
+    scale = torch.clamp(max_norm / (norms + 1e-6), max=1.0)
+    return lr * scale * norms
+
+
+def clipped_steps(norms, max_norm):
+    """How many of the pre-clip norms exceed max_norm (the steps clip_grad_norm_ shortens)."""
+    return int((norms > max_norm).sum())

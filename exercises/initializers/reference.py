@@ -83,3 +83,47 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    """Forward and backward statistics of a stack without biases: a_l = act(a_{l-1} @ W_l.T).
+
+    Returns (stds, grad_norms), each of shape (L,): stds[l] is the standard deviation of all the
+    entries of layer l's output a_l, grad_norms[l] the norm of dL/da_l, where
+    L = (a_L * grad_out).sum(). The backward is the chain rule of exercise 1, by hand.
+    """
+    if activation == "tanh":
+        act, slope_from_output = torch.tanh, lambda a: 1.0 - a * a
+    elif activation == "relu":
+        act, slope_from_output = torch.relu, lambda a: (a > 0).to(a.dtype)
+    else:
+        raise ValueError(f"unknown activation {activation!r}: use 'tanh' or 'relu'")
+    outputs = []
+    a = x
+    for W in weights:
+        a = act(a @ W.T)
+        outputs.append(a)
+    grad_norms = [None] * len(weights)
+    grad_a = grad_out  # dL/da of the current layer's output
+    for l in reversed(range(len(weights))):
+        grad_norms[l] = torch.linalg.vector_norm(grad_a)
+        grad_a = (grad_a * slope_from_output(outputs[l])) @ weights[l]
+    stds = torch.stack([h.std() for h in outputs])
+    return stds, torch.stack(grad_norms)
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    """The factor by which one layer multiplies the scale (root mean square) of its pre-activations.
+
+    Var(z') = fan_in * weight_std^2 * E[act(z)^2], and for a positively homogeneous activation
+    E[act(z)^2] = m * E[z^2] with m = 1 (linear), 1/2 (relu), (1 + slope^2) / 2 (leaky_relu).
+    """
+    if nonlinearity == "linear":
+        m = 1.0
+    elif nonlinearity == "relu":
+        m = 0.5
+    elif nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        m = (1.0 + slope ** 2) / 2.0
+    else:
+        raise ValueError(f"no prediction for {nonlinearity!r}: use 'linear', 'relu' or 'leaky_relu'")
+    return math.sqrt(fan_in * weight_std ** 2 * m)

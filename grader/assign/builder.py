@@ -226,6 +226,10 @@ def build_course(out_dir, course, exercises=None, clean=True, students=None) -> 
             "hidden_tests": len(hidden),
             "points": round(sum(t.points for t in hidden), 6),
             "functions": list(ex.functions),
+            # written answers (nbgrader "manually graded answer" cells, 0 points): they need manual grading
+            "manual_answers": [c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                               if c.metadata.get("nbgrader", {}).get("grade")
+                               and c.metadata["nbgrader"].get("solution")],
         }
 
     summary["public_tests"] = _ship_public_tests(course, exs, src_dir)

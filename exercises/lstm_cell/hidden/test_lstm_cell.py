@@ -1,4 +1,4 @@
-"""Hidden tests of lstm_cell, the forward (12 points).
+"""Hidden tests of lstm_cell, the forward (10 of the 25 points).
 
 References: torch.nn.LSTMCell with the same weights (a None bias is a zero bias), run in
 float64. Gradients of the student's forward are taken by autograd through their own code
@@ -10,7 +10,7 @@ Speed (a class is graded in a warm worker): torch's references depend only on th
 which are drawn from the test's ``rng`` (a function of the grading seed and the test), so
 they are computed once per worker with ``grader.grading.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. Every bias
-combination is graded on its own shape (one call each), and the 50-step behaviour takes one
+combination is graded on its own shape (one call each), and the 50-step behavior takes one
 call: see test_gradient_through_50_steps.
 """
 import math
@@ -25,8 +25,8 @@ BIASES = [(True, True), (False, False), (True, False), (False, True)]
 # absolute tolerances, values and gradients are O(1)
 TOL = {torch.float64: 1e-12, torch.float32: 3e-6}
 GRAD_TOL = {torch.float64: 1e-11, torch.float32: 1e-5}
-HINT = ("gates = x @ weight_ih.T + h @ weight_hh.T (+ biases), split into i, f, g, o in that order; "
-        "i, f, o = sigmoid, g = tanh; c_next = f * c + i * g; h_next = o * tanh(c_next)")
+HINT = ("the four gate blocks come in PyTorch's order i, f, g, o, each from both inputs and both biases; "
+        "check which nonlinearity each gate gets, and which state each update reads (section 2 of the notebook)")
 NAMES = ["x", "h", "c", "weight_ih", "weight_hh", "bias_ih", "bias_hh"]
 
 
@@ -104,7 +104,7 @@ def test_forward_float64(student, device, rng):
     forward_cases(student, device, rng, torch.float64, "forward64")
 
 
-@pytest.mark.grades(FN, points=2)
+@pytest.mark.grades(FN, points=1)
 def test_forward_float32(student, device, rng):
     """h_next and c_next match torch.nn.LSTMCell in float32 (every bias combination)"""
     forward_cases(student, device, rng, torch.float32, "forward32")
@@ -148,7 +148,7 @@ def gradient_cases(student, device, rng, dtype, tag, biases=BIASES):
                               "match but this does not, something is detached or computed out of place")
 
 
-@pytest.mark.grades(FN, points=3)
+@pytest.mark.grades(FN, points=2)
 def test_gradients_float64(student, device, rng):
     """autograd through your lstm_cell gives torch.nn.LSTMCell's gradients (float64; every bias combination)"""
     gradient_cases(student, device, rng, torch.float64, "gradients64")
@@ -224,7 +224,7 @@ def chain(jac, g_last):
 
 @pytest.mark.grades(FN, points=3)
 def test_gradient_through_50_steps(student, device, rng):
-    """behaviour: through 50 steps of your cell, dL/dc_0 survives and matches torch (a tanh RNN's vanishes)"""
+    """behavior: through 50 steps of your cell, dL/dc_0 survives and matches torch (a tanh RNN's vanishes)"""
     # One call does all 50 steps. The cell acts on each batch row on its own, so every step's
     # inputs (torch.nn.LSTMCell's states along the sequence) go in one batch, each repeated 2H
     # times with a unit cotangent on (h_next, c_next): the values check your cell at every step,
@@ -280,5 +280,5 @@ def test_gradient_through_50_steps(student, device, rng):
     assert_close(g0[:, H:], ref, atol=1e-9 * scale, rtol=1e-8,
                  what=f"dL/dc_0 through 50 steps of your cell (|dL/dc_0| = {float(ref.norm()):.3g} with "
                       f"torch.nn.LSTMCell; a vanilla tanh RNN's |dL/dh_0| over the same 50 steps is {rnn:.2g})",
-                 hint="the cell state's additive update c_next = f * c + i * g is what carries the gradient; "
-                      "check the forget gate and the order i, f, g, o")
+                 hint="the cell state's additive update is what carries the gradient across the steps; check "
+                      "the forget gate and the order of the gate blocks")

@@ -1,4 +1,4 @@
-"""Hidden tests of lstm_cell_backward, the hand-written backward (13 points).
+"""Hidden tests of lstm_cell_backward, the hand-written backward (11 of the 25 points).
 
 The student's backward is called on its own inputs and judged against autograd through
 torch.nn.LSTMCell: it does not depend on the student's forward, so a wrong lstm_cell
@@ -8,7 +8,7 @@ Speed (a class is graded in a warm worker): autograd's references depend only on
 which are drawn from the test's ``rng`` (a function of the grading seed and the test), so they
 are computed once per worker with ``grader.grading.checks.cached`` under a key built from
 ``rng.initial_seed()``; the inputs are still drawn from ``rng`` on every run. Each bias
-combination is graded on its own shape (one call each), and the 50-step behaviour takes two
+combination is graded on its own shape (one call each), and the 50-step behavior takes two
 calls: see test_backward_through_50_steps.
 """
 import pytest
@@ -21,16 +21,20 @@ BIASES = [(True, True), (False, False), (True, False), (False, True)]
 NAMES = ["grad_x", "grad_h", "grad_c", "grad_weight_ih", "grad_weight_hh", "grad_bias_ih", "grad_bias_hh"]
 TOL = {torch.float64: 1e-11, torch.float32: 1e-5}   # atol and rtol; gradients are O(1); float32 measured <= 1e-6
 HINTS = {
-    "grad_x": "grad_x = dgates @ weight_ih, where dgates is the gradient of the 4H pre-activations (i, f, g, o)",
-    "grad_h": "grad_h = dgates @ weight_hh, where dgates is the gradient of the 4H pre-activations (i, f, g, o)",
-    "grad_c": "grad_c = (grad_c_next + grad_h_next * o * (1 - tanh(c_next)**2)) * f",
-    "grad_weight_ih": "grad_weight_ih = dgates.T @ x, shape (4H, I) like weight_ih",
-    "grad_weight_hh": "grad_weight_hh = dgates.T @ h, shape (4H, H) like weight_hh",
-    "grad_bias_ih": "grad_bias_ih = dgates summed over the batch, shape (4H,); None when bias_ih is None",
-    "grad_bias_hh": "grad_bias_hh = dgates summed over the batch, shape (4H,); None when bias_hh is None",
+    "grad_x": "the input's gradient comes back from all four gate pre-activations through the input weights",
+    "grad_h": "the previous hidden state's gradient comes back from all four gate pre-activations through the "
+              "recurrent weights",
+    "grad_c": "the old cell state reaches the new one only through the forget gate (the additive path), and the new "
+              "cell gets gradient from both grad_c_next and grad_h_next",
+    "grad_weight_ih": "a weight's gradient pairs the gates' pre-activation gradients with the input, summed over the "
+                      "batch; it has weight_ih's shape",
+    "grad_weight_hh": "a weight's gradient pairs the gates' pre-activation gradients with the previous hidden state, "
+                      "summed over the batch; it has weight_hh's shape",
+    "grad_bias_ih": "a bias is shared by the whole batch; a bias that is None gets None",
+    "grad_bias_hh": "a bias is shared by the whole batch; a bias that is None gets None",
 }
-GATE_HINT = ("through c_next = f*c + i*g and h_next = o*tanh(c_next): the cell gets grad_c_next + "
-             "grad_h_next*o*(1-tanh(c_next)^2); sigmoid' = s(1-s), tanh' = 1-t^2; gate order i, f, g, o")
+GATE_HINT = ("go backwards through the two updates (section 4 of the notebook): the new cell collects gradient from "
+             "both outputs, then each gate's pre-activation gets its own nonlinearity's slope; gate order i, f, g, o")
 
 
 def make_inputs(rng, N, I, H, has_ih, has_hh):
@@ -117,13 +121,13 @@ def test_backward_float64(student, device, rng):
     backward_cases(student, device, rng, torch.float64, [(3, 5, 4)] + random_shapes(rng, 3), BIASES, "float64")
 
 
-@pytest.mark.grades(FN, points=3)
+@pytest.mark.grades(FN, points=2)
 def test_backward_float32(student, device, rng):
     """all 7 gradients match autograd through torch.nn.LSTMCell in float32 (every bias combination)"""
     backward_cases(student, device, rng, torch.float32, [(4, 3, 5)] + random_shapes(rng, 3), BIASES, "float32")
 
 
-@pytest.mark.grades(FN, points=2)
+@pytest.mark.grades(FN, points=1)
 def test_backward_each_path(student, device, rng):
     """the gradient from h_next alone and from c_next alone (the two paths into the cell)"""
     backward_cases(student, device, rng, torch.float64, [(2, 3, 4)], BIASES[:1], "paths", cotangents="h")
@@ -176,7 +180,7 @@ def _check_seven(value, shapes, device, when):
 
 @pytest.mark.grades(FN, points=3)
 def test_backward_through_50_steps(student, device, rng):
-    """behaviour: chaining your backward through 50 steps gives autograd's dL/dh_0, dL/dc_0 and weight gradients"""
+    """behavior: chaining your backward through 50 steps gives autograd's dL/dh_0, dL/dc_0 and weight gradients"""
     # Two calls do all 50 steps. The backward is linear in (grad_h_next, grad_c_next) and acts
     # on each batch row on its own (only the weight and bias gradients sum over the rows), so:
     # 1. every step's inputs (the states along the sequence) go in one batch, each row repeated

@@ -24,3 +24,22 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         g.mul_(coef)
     return total
 
+
+def gradient_cosine(grads, reference):
+    """cos(angle) between two gradients, each a list of tensors seen as one long vector."""
+    dot = sum((g.double() * r.double()).sum() for g, r in zip(grads, reference))
+    norm_g = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
+    norm_r = torch.sqrt(sum((r.double() ** 2).sum() for r in reference))
+    return float(dot / (norm_g * norm_r))
+
+
+def step_lengths(norms, lr, max_norm=None):
+    """lr * (clipped) norm for every step."""
+    if max_norm is None:
+        return lr * norms
+    return lr * torch.clamp(max_norm / (norms + 1e-6), max=1.0) * norms
+
+
+def clipped_steps(norms, max_norm):
+    """How many pre-clip norms exceed max_norm."""
+    return int((norms > max_norm).sum())

@@ -43,3 +43,30 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 def clip_grad_value_(parameters, clip_value):
     GradientClipper(parameters).clamp_(-clip_value, clip_value)
+
+
+class GradientProbe:
+    """Measurements on gradients and on a run's pre-clip norms."""
+
+    @staticmethod
+    def flat(grads):
+        return torch.cat([g.detach().double().reshape(-1) for g in grads])
+
+    def cosine(self, grads, reference):
+        a, b = self.flat(grads), self.flat(reference)
+        return float(torch.dot(a, b) / (a.norm() * b.norm()))
+
+
+def gradient_cosine(grads, reference):
+    return GradientProbe().cosine(grads, reference)
+
+
+def step_lengths(norms, lr, max_norm=None):
+    if max_norm is None:
+        return norms * lr
+    factor = torch.clamp(max_norm / (norms + GradientClipper.EPS), max=1.0)
+    return norms * factor * lr
+
+
+def clipped_steps(norms, max_norm):
+    return int(torch.count_nonzero(norms > max_norm))

@@ -28,3 +28,25 @@ def clip_grad_value_(parameters, clip_value):
     for param in parameters:
         if param.grad is not None:
             param.grad[:] = torch.clamp(param.grad, -clip_value, clip_value)
+
+
+def gradient_cosine(grads, reference):
+    dot = 0.0
+    nn_a = 0.0
+    nn_b = 0.0
+    for a, b in zip(grads, reference):
+        dot += float(torch.sum(a.double() * b.double()))
+        nn_a += float(torch.sum(a.double() ** 2))
+        nn_b += float(torch.sum(b.double() ** 2))
+    return dot / (nn_a ** 0.5 * nn_b ** 0.5)
+
+
+def step_lengths(norms, lr, max_norm=None):
+    # d2l's rule: a norm above theta is brought down to theta, no epsilon
+    if max_norm is None:
+        return lr * norms
+    return lr * torch.minimum(norms, torch.full_like(norms, max_norm))
+
+
+def clipped_steps(norms, max_norm):
+    return sum(1 for n in norms.tolist() if n > max_norm)

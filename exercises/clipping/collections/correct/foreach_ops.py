@@ -25,3 +25,22 @@ def clip_grad_value_(parameters, clip_value):
     if grads:
         torch._foreach_clamp_min_(grads, -clip_value)
         torch._foreach_clamp_max_(grads, clip_value)
+
+
+def gradient_cosine(grads, reference):
+    g64 = [g.double() for g in grads]
+    r64 = [r.double() for r in reference]
+    dot = torch.stack([t.sum() for t in torch._foreach_mul(g64, r64)]).sum()
+    ng = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(g64)))
+    nr = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(r64)))
+    return (dot / (ng * nr)).item()
+
+
+def step_lengths(norms, lr, max_norm=None):
+    if max_norm is None:
+        return torch.mul(norms, lr)
+    return torch.mul(torch.minimum(norms * max_norm / (norms + 1e-6), norms), lr)
+
+
+def clipped_steps(norms, max_norm):
+    return int((norms - max_norm).gt(0).sum())

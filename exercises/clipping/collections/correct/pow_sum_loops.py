@@ -55,3 +55,33 @@ def clip_grad_value_(parameters, clip_value):
         with torch.no_grad():
             p.grad.copy_(torch.where(p.grad > clip_value, torch.full_like(p.grad, clip_value), p.grad))
             p.grad.copy_(torch.where(p.grad < -clip_value, torch.full_like(p.grad, -clip_value), p.grad))
+
+
+def gradient_cosine(grads, reference):
+    dot = torch.zeros((), dtype=torch.float64)
+    sq_g = torch.zeros((), dtype=torch.float64)
+    sq_r = torch.zeros((), dtype=torch.float64)
+    for g, r in zip(grads, reference):
+        g = g.detach().double().cpu()
+        r = r.detach().double().cpu()
+        dot += (g * r).sum()
+        sq_g += (g ** 2).sum()
+        sq_r += (r ** 2).sum()
+    return float(dot / math.sqrt(float(sq_g) * float(sq_r)))
+
+
+def step_lengths(norms, lr, max_norm=None):
+    out = torch.empty_like(norms)
+    for k in range(norms.numel()):
+        n = norms[k]
+        factor = 1.0 if max_norm is None else min(1.0, max_norm / (float(n) + 1e-6))
+        out[k] = lr * factor * n
+    return out
+
+
+def clipped_steps(norms, max_norm):
+    count = 0
+    for n in norms:
+        if n > max_norm:
+            count += 1
+    return count

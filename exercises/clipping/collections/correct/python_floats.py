@@ -33,3 +33,19 @@ def clip_grad_value_(parameters, clip_value):
         g = p.grad
         if g is not None:
             g.clamp_min_(-clip_value).clamp_max_(clip_value)
+
+
+def gradient_cosine(grads, reference):
+    a = [v for g in grads for v in g.detach().double().reshape(-1).tolist()]
+    b = [v for r in reference for v in r.detach().double().reshape(-1).tolist()]
+    dot = math.fsum(x * y for x, y in zip(a, b))
+    return dot / math.sqrt(math.fsum(x * x for x in a) * math.fsum(y * y for y in b))
+
+
+def step_lengths(norms, lr, max_norm=None):
+    values = [lr * n * (1.0 if max_norm is None else min(1.0, max_norm / (n + 1e-6))) for n in norms.tolist()]
+    return torch.tensor(values, dtype=norms.dtype, device=norms.device)
+
+
+def clipped_steps(norms, max_norm):
+    return len([n for n in norms.tolist() if n > max_norm])

@@ -83,3 +83,32 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     with torch.no_grad():
         return tensor.normal_(0.0, std, generator=generator)
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    """(stds, grad_norms) of a stack without biases: std of each layer's output, |dL/da_l|."""
+    act = torch.tanh if activation == "tanh" else torch.relu
+    outputs = []
+    a = x
+    for W in weights:
+        a = act(a @ W.T)
+        outputs.append(a)
+    grad_norms = [None] * len(weights)
+    grad_a = grad_out
+    for l in reversed(range(len(weights))):
+        grad_norms[l] = torch.linalg.vector_norm(grad_a)
+        slope = 1.0 - outputs[l] ** 2 if activation == "tanh" else (outputs[l] > 0).to(x.dtype)
+        grad_a = (grad_a * slope) @ weights[l]
+    return torch.stack([h.std() for h in outputs]), torch.stack(grad_norms)
+
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    """sqrt(fan_in * weight_std^2 * m), m = E[act(z)^2] / E[z^2]: 1 linear, 1/2 relu, (1 + slope^2) / 2 leaky_relu."""
+    if nonlinearity == "linear":
+        m = 1.0
+    elif nonlinearity == "relu":
+        m = 0.5
+    else:
+        slope = 0.01 if param is None else param
+        m = (1.0 + slope ** 2) / 2.0
+    return (fan_in * weight_std ** 2 * m) ** 0.5

@@ -81,3 +81,36 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
         raise ValueError(mode)
     fan = calculate_fan_in_and_fan_out(tensor)[0 if mode == "fan_in" else 1]
     return Initializer(generator).normal(tensor, float(calculate_gain(nonlinearity, a) / np.sqrt(fan)))
+
+
+class LayerProbe:
+    """Statistics of a bias-free stack: each layer's output is a leaf, and autograd gives dL/d(output)."""
+
+    ACTS = {"tanh": torch.tanh, "relu": torch.relu}
+
+    def __init__(self, weights, activation):
+        self.weights = [W.detach() for W in weights]
+        self.act = self.ACTS[activation]
+
+    def from_layer(self, l, h):
+        for W in self.weights[l + 1:]:
+            h = self.act(h @ W.T)
+        return h
+
+    def measure(self, x, grad_out):
+        stds, norms, h = [], [], x.detach()
+        for l, W in enumerate(self.weights):
+            h = self.act(h @ W.T).detach().requires_grad_(True)
+            stds.append(h.detach().std())
+            (g,) = torch.autograd.grad((self.from_layer(l, h) * grad_out).sum(), h)
+            norms.append(g.norm())
+        return torch.stack(stds), torch.stack(norms)
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    return LayerProbe(weights, activation).measure(x, grad_out)
+
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    # m = 1 / gain^2 for the positively homogeneous activations (that is what the gain is for)
+    return float(np.sqrt(fan_in) * weight_std / calculate_gain(nonlinearity, param))

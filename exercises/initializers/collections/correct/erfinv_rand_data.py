@@ -70,3 +70,30 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
 
 def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None):
     return _fill_normal(tensor, _kaiming_std(tensor, a, mode, nonlinearity), generator)
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    # forward keeps the pre-activations; backward by hand, derivative from z
+    zs, outs = [], []
+    a = x
+    for W in weights:
+        z = a.matmul(W.t())
+        a = torch.tanh(z) if activation == "tanh" else z.clamp(min=0)
+        zs.append(z)
+        outs.append(a)
+    stds = torch.stack([o.std(correction=0) for o in outs])  # the population std (allowed)
+    g = grad_out
+    norms = []
+    for W, z in zip(reversed(weights), reversed(zs)):
+        norms.append(g.pow(2).sum().sqrt())
+        d = 1 - torch.tanh(z) ** 2 if activation == "tanh" else (z > 0).to(z.dtype)
+        g = (g * d).matmul(W)
+    return stds, torch.stack(norms[::-1])
+
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    keep = {"linear": 1.0, "relu": 0.5}.get(nonlinearity)
+    if keep is None:
+        s = 0.01 if param is None else param
+        keep = 0.5 * (1 + s * s)
+    return math.sqrt(fan_in * keep) * weight_std

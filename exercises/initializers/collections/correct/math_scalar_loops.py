@@ -69,3 +69,36 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     with torch.no_grad():
         tensor.normal_(0, std, generator=generator)
     return tensor
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    L = len(weights)
+    outputs = []
+    a = x
+    for i in range(L):
+        z = torch.matmul(a, weights[i].t())
+        if activation == "tanh":
+            a = torch.tanh(z)
+        else:
+            a = torch.where(z > 0, z, torch.zeros_like(z))
+        outputs.append(a)
+    stds = torch.zeros(L, dtype=x.dtype, device=x.device)
+    norms = torch.zeros(L, dtype=x.dtype, device=x.device)
+    for i in range(L):
+        n = outputs[i].numel()
+        mean = outputs[i].sum() / n
+        stds[i] = torch.sqrt(((outputs[i] - mean) ** 2).sum() / (n - 1))
+    g = grad_out
+    for i in range(L - 1, -1, -1):
+        norms[i] = torch.sqrt((g * g).sum())
+        if activation == "tanh":
+            d = 1 - outputs[i] * outputs[i]
+        else:
+            d = (outputs[i] > 0).to(x.dtype)
+        g = torch.matmul(g * d, weights[i])
+    return stds, norms
+
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    gain = GAINS["relu"] if nonlinearity == "relu" else calculate_gain(nonlinearity, param)
+    return math.sqrt(fan_in) * weight_std / gain

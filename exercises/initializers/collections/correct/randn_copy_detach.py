@@ -78,3 +78,28 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     std = calculate_gain(nonlinearity, a) / math.sqrt(fan)
     tensor.detach().copy_(_new_normal(tensor, std, generator))
     return tensor
+
+
+def layer_statistics(x, weights, grad_out, activation="relu"):
+    # autograd: every layer output kept, the gradient of L taken with respect to all of them at once
+    act = torch.tanh if activation == "tanh" else torch.relu
+    start = x.detach().clone().requires_grad_(True)
+    outs = []
+    h = start
+    for W in weights:
+        h = act(h @ W.detach().t())
+        outs.append(h)
+    grads = torch.autograd.grad((h * grad_out).sum(), outs)
+    stds = torch.stack([o.detach().std() for o in outs])
+    return stds, torch.stack([g.norm() for g in grads])
+
+
+def predicted_std_factor(fan_in, weight_std, nonlinearity="relu", param=None):
+    if nonlinearity == "linear":
+        second_moment_kept = 1.0
+    elif nonlinearity == "relu":
+        second_moment_kept = 0.5
+    else:
+        slope = param if param is not None else 0.01
+        second_moment_kept = (1 + slope ** 2) / 2
+    return math.sqrt(fan_in * second_moment_kept) * weight_std

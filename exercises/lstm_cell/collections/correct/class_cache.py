@@ -57,3 +57,37 @@ def lstm_cell_backward(grad_h_next, grad_c_next, x, h, c, weight_ih, weight_hh, 
     step = LSTMStep(weight_ih, weight_hh, bias_ih, bias_hh)
     _, _, cache = step.forward(x, h, c)
     return step.backward(grad_h_next, grad_c_next, cache)
+
+
+class Unrolled:
+    """The cell run over a sequence, with every step's cache, for backpropagation through time."""
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+        self.step = LSTMStep(weight_ih, weight_hh, bias_ih, bias_hh)
+        self.caches = []
+
+    def run(self, xs, h, c):
+        for x in xs:
+            h, c, cache = self.step.forward(x, h, c)
+            self.caches.append(cache)
+        return h, c
+
+    def backprop(self, dh, dc):
+        grads_x = []
+        for cache in reversed(self.caches):
+            dx, dh, dc, *_ = self.step.backward(dh, dc, cache)
+            grads_x.append(dx)
+        return grads_x[::-1]
+
+
+def forget_gates(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    net = Unrolled(weight_ih, weight_hh, bias_ih, bias_hh)
+    net.run(xs, h0, c0)
+    return torch.stack([k.f for k in net.caches])
+
+
+def input_gradient_norms(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    net = Unrolled(weight_ih, weight_hh, bias_ih, bias_hh)
+    h, _ = net.run(xs, h0, c0)
+    grads = net.backprop(torch.ones_like(h), torch.zeros_like(c0))
+    return torch.stack([g.square().sum().sqrt() for g in grads])

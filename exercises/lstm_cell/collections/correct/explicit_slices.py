@@ -46,3 +46,39 @@ def lstm_cell_backward(grad_h_next, grad_c_next, x, h, c, weight_ih, weight_hh, 
     grad_b_ih = None if bias_ih is None else d_gates.sum(dim=0)
     grad_b_hh = None if bias_hh is None else d_gates.sum(dim=0)
     return grad_x, grad_h, grad_c, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh
+
+
+def forget_gates(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    T = xs.shape[0]
+    H = h0.shape[1]
+    out = torch.empty(T, h0.shape[0], H, dtype=h0.dtype, device=h0.device)
+    h = h0
+    c = c0
+    for t in range(T):
+        z = xs[t] @ weight_ih[H:2 * H, :].T + h @ weight_hh[H:2 * H, :].T
+        if bias_ih is not None:
+            z = z + bias_ih[H:2 * H]
+        if bias_hh is not None:
+            z = z + bias_hh[H:2 * H]
+        out[t] = 1 / (1 + torch.exp(-z))
+        h, c = lstm_cell(xs[t], h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    return out
+
+
+def input_gradient_norms(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    T = xs.shape[0]
+    hs = [h0]
+    cs = [c0]
+    for t in range(T):
+        h, c = lstm_cell(xs[t], hs[t], cs[t], weight_ih, weight_hh, bias_ih, bias_hh)
+        hs.append(h)
+        cs.append(c)
+    norms = torch.empty(T, dtype=xs.dtype, device=xs.device)
+    dh = torch.ones_like(h0)
+    dc = torch.zeros_like(c0)
+    for t in range(T - 1, -1, -1):
+        g = lstm_cell_backward(dh, dc, xs[t], hs[t], cs[t], weight_ih, weight_hh, bias_ih, bias_hh)
+        norms[t] = torch.sqrt(torch.sum(g[0] ** 2))
+        dh = g[1]
+        dc = g[2]
+    return norms

@@ -49,3 +49,21 @@ def lstm_cell_backward(grad_h_next, grad_c_next, x, h, c, weight_ih, weight_hh, 
     return (grad_x, grad_h, dc_new * f, grad_Wx, grad_Wh,
             grad_b if bias_ih is not None else None,
             grad_b if bias_hh is not None else None)
+
+
+def forget_gates(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    h, c = h0, c0
+    f_all = []
+    for x in xs:
+        f_all.append(_sig(_per_gate(x, h, weight_ih, weight_hh, bias_ih, bias_hh)[1]))
+        h, c = lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    return torch.stack(f_all)
+
+
+def input_gradient_norms(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    steps = [x.detach().requires_grad_(True) for x in xs]
+    h, c = h0, c0
+    for x in steps:
+        h, c = lstm_cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    grads = torch.autograd.grad(h, steps, grad_outputs=torch.ones_like(h))
+    return torch.stack([torch.linalg.norm(g) for g in grads])

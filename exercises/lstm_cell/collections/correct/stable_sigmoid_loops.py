@@ -56,3 +56,32 @@ def lstm_cell_backward(grad_h_next, grad_c_next, x, h, c, weight_ih, weight_hh, 
     return (gx, gh, dc2 * f, gwi, gwh,
             gb.clone() if bias_ih is not None else None,
             gb.clone() if bias_hh is not None else None)
+
+
+def forget_gates(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    H = weight_hh.shape[1]
+    rows = slice(H, 2 * H)
+    gates = []
+    h, c = h0, c0
+    for t in range(len(xs)):
+        z = xs[t] @ weight_ih[rows].T + h @ weight_hh[rows].T
+        for b in (bias_ih, bias_hh):
+            if b is not None:
+                z = z + b[rows]
+        gates.append(sigmoid(z))
+        h, c = lstm_cell(xs[t], h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    return torch.stack(gates, dim=0)
+
+
+def input_gradient_norms(xs, h0, c0, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
+    states = []
+    h, c = h0, c0
+    for t in range(len(xs)):
+        states.append((h, c))
+        h, c = lstm_cell(xs[t], h, c, weight_ih, weight_hh, bias_ih, bias_hh)
+    gh, gc = torch.ones_like(h), torch.zeros_like(c)
+    result = []
+    for t in range(len(xs) - 1, -1, -1):
+        dx, gh, gc, _, _, _, _ = lstm_cell_backward(gh, gc, xs[t], *states[t], weight_ih, weight_hh, bias_ih, bias_hh)
+        result.insert(0, dx.norm())
+    return torch.stack(result)

@@ -65,3 +65,40 @@ def stack_backward(grad_out, cache):
         grad_biases[l] = grad_z  # the bias is shared by every row of the batch
         grad_a = grad_z @ weights[l]  # back to the input of layer l
     return grad_a, grad_weights, grad_biases
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)), numerically stable: min(x, 0) - log(1 + exp(-|x|))."""
+    return torch.clamp(x, max=0.0) - torch.log1p(torch.exp(-x.abs()))
+
+
+def layer_gradient_norms(x, weights, biases, grad_out, activation="sigmoid"):
+    """|dL/db_l| for every layer, from stack_forward and stack_backward."""
+    out, cache = stack_forward(x, weights, biases, activation)
+    _, _, grad_biases = stack_backward(grad_out, cache)
+    return torch.stack([torch.linalg.vector_norm(g) for g in grad_biases])
+
+
+def geometric_rate(norms):
+    """exp(-beta), beta the least-squares slope of log(norms[l]) against l."""
+    y = torch.log(norms.detach().to("cpu", torch.float64))
+    l = torch.arange(len(y), dtype=torch.float64)
+    l_c = l - l.mean()
+    beta = (l_c * (y - y.mean())).sum() / (l_c * l_c).sum()
+    return float(torch.exp(-beta))
+
+
+def jacobian_factors(weights, zs, activation="sigmoid"):
+    """(worst, typical): max|act'| * ||W||_2 and sqrt(fan_in * mean(W^2) * mean(act'(z)^2)) per layer."""
+    max_slope = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}[activation]
+    worst, typical = [], []
+    for W, z in zip(weights, zs):
+        if activation == "sigmoid":
+            slope = sigmoid_backward(torch.ones_like(z), sigmoid(z))
+        elif activation == "tanh":
+            slope = 1.0 - torch.tanh(z) ** 2
+        else:
+            slope = (z > 0).to(z.dtype)
+        worst.append(max_slope * torch.linalg.matrix_norm(W, ord=2))
+        typical.append(torch.sqrt(W.shape[1] * (W * W).mean() * (slope * slope).mean()))
+    return torch.stack(worst), torch.stack(typical)

@@ -47,3 +47,38 @@ def stack_backward(grad_out, cache):
         dbs[l] = dZ.sum(axis=0)
         dH = torch.matmul(dZ, weights[l])
     return dH, dWs, dbs
+
+
+def log_sigmoid(X):
+    # two branches, each safe where it is used: exp sees only -|X|
+    E = torch.exp(-torch.abs(X))
+    return torch.where(X >= 0, -torch.log1p(E), X - torch.log1p(E))
+
+
+def layer_gradient_norms(x, weights, biases, grad_out, activation="sigmoid"):
+    H, cache = stack_forward(x, weights, biases, activation)
+    _, _, dbs = stack_backward(grad_out, cache)
+    return torch.stack([torch.norm(db) for db in dbs])
+
+
+def geometric_rate(norms):
+    import numpy as np
+    logs = np.log(norms.detach().cpu().double().numpy())
+    slope, _ = np.polyfit(np.arange(len(logs)), logs, 1)
+    return float(np.exp(-slope))
+
+
+def jacobian_factors(weights, zs, activation="sigmoid"):
+    worst, typical = [], []
+    for W, Z in zip(weights, zs):
+        if activation == "sigmoid":
+            A = sigmoid(Z)
+            D, top = A * (1 - A), 0.25
+        elif activation == "tanh":
+            D, top = 1 - torch.tanh(Z) ** 2, 1.0
+        else:
+            D, top = (Z > 0).type(Z.dtype), 1.0
+        worst.append(top * torch.linalg.norm(W, 2))
+        n_in = W.shape[1]
+        typical.append(torch.sqrt(n_in * torch.mean(W ** 2) * torch.mean(D ** 2)))
+    return torch.stack(worst), torch.stack(typical)

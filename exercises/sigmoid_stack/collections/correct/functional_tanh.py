@@ -38,3 +38,33 @@ def stack_backward(grad_out, cache):
         grads_b.append(dz.sum(0))
         g = dz @ W
     return g, grads_w[::-1], grads_b[::-1]
+
+
+def log_sigmoid(x):
+    # -log(1 + e^-x) = -(relu(-x) + log(1 + e^-|x|)): nothing overflows, nothing underflows to log(0)
+    return -(torch.relu(-x) + torch.log1p(torch.exp(-x.abs())))
+
+
+def layer_gradient_norms(x, weights, biases, grad_out, activation="sigmoid"):
+    _, cache = stack_forward(x, weights, biases, activation)
+    return torch.stack(list(map(torch.linalg.vector_norm, stack_backward(grad_out, cache)[2])))
+
+
+def geometric_rate(norms):
+    y = norms.double().log()
+    l = torch.arange(len(y), dtype=y.dtype, device=y.device)
+    cov = torch.cov(torch.stack([l, y]))
+    return torch.exp(-cov[0, 1] / cov[0, 0]).item()
+
+
+SLOPES = {"sigmoid": (0.25, lambda z: ACTIVATIONS["sigmoid"][1](sigmoid(z))),
+          "tanh": (1.0, lambda z: 1 - torch.tanh(z).pow(2)),
+          "relu": (1.0, lambda z: (z > 0).to(z.dtype))}
+
+
+def jacobian_factors(weights, zs, activation="sigmoid"):
+    top, slope = SLOPES[activation]
+    worst = torch.stack([top * torch.linalg.matrix_norm(W, 2) for W in weights])
+    typical = torch.stack([(W.shape[1] * W.square().mean() * slope(z).square().mean()).sqrt()
+                           for W, z in zip(weights, zs)])
+    return worst, typical
