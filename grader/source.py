@@ -15,6 +15,7 @@ class Source:
     name: str                                    # the file name a student sees
     text: str                                    # Python source
     cells: list = field(default_factory=list)    # (first line, cell number) for notebooks
+    answers: int = 0                             # written answers (nbgrader: graded by hand, 0 points here)
 
     def place(self, line: int) -> str:
         where = None

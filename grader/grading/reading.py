@@ -191,9 +191,12 @@ def _transform(transformer, code: str) -> str:
 def notebook_source(name: str, text: str) -> Source:
     cells_in = _notebook_cells(name, text)
     transformer = None
-    parts, cells, line = [], [], 1
+    parts, cells, line, answers = [], [], 1, 0
     for number, cell in enumerate(cells_in, start=1):
         if cell.get("cell_type") != "code":
+            meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+            nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
+            answers += bool(nbg.get("grade") and nbg.get("solution"))   # a written answer, graded by hand
             continue
         code = cell.get("source", "")
         if isinstance(code, list):
@@ -218,4 +221,4 @@ def notebook_source(name: str, text: str) -> Source:
         cells.append((line, number))
         parts.append(code)
         line += code.count("\n")
-    return Source(name, "".join(parts), cells)
+    return Source(name, "".join(parts), cells, answers)

@@ -196,6 +196,7 @@ class RemoteSubmission(Submission):
         self.hung: set[str] = set()
         self.verdict = verdict or StaticVerdict()
         self.static_bans = self.verdict.functions
+        self.answers = process.sources[exercise].answers
         self._fresh = None
 
     @property

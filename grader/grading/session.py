@@ -206,6 +206,10 @@ class Engine:
             if err is not None and job.files.get(ex) is not None:
                 notes.append(str(err))
             notes.extend(getattr(sub, "notes", []) or [])
+            answers = getattr(sub, "answers", 0)
+            if answers:
+                notes.append(f"{answers} written answer{'s' if answers != 1 else ''} need manual grading "
+                             "(not counted in these points)")
             if notes:
                 result.notes[ex] = list(dict.fromkeys(escape(n, 1000) for n in notes))
             flags = getattr(sub, "flags", None)

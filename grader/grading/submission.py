@@ -292,6 +292,7 @@ class LocalSubmission(Submission):
                                             line_to_place=source.place, running=program.running))
         sub.static_bans = verdict.functions
         sub.flags = verdict.flags
+        sub.answers = source.answers
         sub._reload = lambda: cls.from_file(exercise, path, base)
         return sub
 
