@@ -255,8 +255,10 @@ def build_course(out_dir, course, exercises=None, clean=True, students=None) -> 
         raise BuildError("the release is not fit for students: " + "; ".join(problems))
     if students:
         from grader.assign.variants import build_variants
-        summary["variants"] = build_variants(course, out / "release-students", students, renderer, exs, rel_dir,
-                                             "# YOUR CODE HERE\nraise NotImplementedError()", hiddens)
+        def render(ex, demo, variant):   # the hidden tests do not depend on a variant: reuse them
+            return render_exercise(ex, course, renderer, demo=demo, variant=variant, hidden=hiddens[ex.name])[0]
+        summary["variants"] = build_variants(course, out / "release-students", students, exs, rel_dir,
+                                             "# YOUR CODE HERE\nraise NotImplementedError()", render)
     summary["source_bytes"] = sum(e["source_bytes"] for e in summary["exercises"].values())
     summary["release_bytes"] = sum(e["release_bytes"] for e in summary["exercises"].values())
     summary["seconds"] = round(time.time() - t0, 2)

@@ -89,13 +89,11 @@ def strip(nb, code_stub: str) -> nbformat.NotebookNode:
     return nb
 
 
-def build_variants(course, out: Path, students, renderer, exercises, shared: Path, code_stub: str,
-                   hidden: dict) -> dict:
+def build_variants(course, out: Path, students, exercises, shared: Path, code_stub: str, render) -> dict:
     """One release per student under ``out/<student>/<assignment>/``: their notebooks, rendered
     with their variant's parameters and stripped, beside the files every release shares
-    (``shared``: the release folder nbgrader made; ``hidden``: {exercise: its hidden tests}, which
-    no variant changes). Returns {student: variant}."""
-    from grader.assign.builder import render_exercise
+    (``shared``: the release folder nbgrader made; ``render(exercise, demo, variant)``: the
+    instructor's notebook of an exercise with those demo parameters). Returns {student: variant}."""
     out = Path(out)
     made = {}
     for student in students:
@@ -105,8 +103,7 @@ def build_variants(course, out: Path, students, renderer, exercises, shared: Pat
             shutil.rmtree(dest)
         shutil.copytree(shared, dest, ignore=shutil.ignore_patterns("*.ipynb"))
         for ex in exercises:
-            nb, _, _ = render_exercise(ex, course, renderer, demo=variant_demo(ex, variant), variant=variant,
-                                       hidden=hidden[ex.name])
+            nb = render(ex, variant_demo(ex, variant), variant)
             nbformat.write(strip(nb, code_stub), str(dest / f"{ex.name}.ipynb"))
         made[student] = variant
     return made

@@ -8,9 +8,10 @@ gets a fresh isolated process. Results stream to disk as they finish (atomic
 writes), so a killed batch loses no finished student and the re-run completes
 it. ``grades.csv`` and the summary are rebuilt from the results at the end.
 
-Where each file is written: :func:`_save` (a student's ``results.json`` and its
-resume state), :func:`finish` (``grades.csv``, ``totals.csv``, ``summary.txt``, the class
-``report.html``) and :func:`grader.grading.report.write_student_reports` (each ``report.html``).
+Where each file is written: a student's ``results.json`` and its resume state
+(:func:`grader.grading.outputs.save`), the class files (``grades.csv``, ``totals.csv``,
+``summary.txt``, ``report.html``: :func:`grader.grading.outputs.finish`) and each student's report
+(:func:`grader.grading.report.write_student_reports`).
 """
 from __future__ import annotations
 
@@ -19,9 +20,7 @@ import hashlib
 import json
 import os
 import signal
-import statistics
 import sys
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -29,25 +28,9 @@ import click
 import grader
 from grader.grading import discover, shards
 from grader.grading.reading import read_student_file
-from grader.grading.results import StudentResult, atomic_write, fmt_points, grades_csv, totals_csv, write_json
-from grader.grading.report import class_html, previous_totals, score_changes, write_student_reports
-from grader.text import escape
-
-RESULTS = "results.json"
-STATE = ".grading.json"   # fingerprint and full results, for re-runs and the summary
-# The class's own files in OUT; a student whose folder has one of these names (or starts with
-# the prefix) gets OUT/<prefix><name>/, so per-student outputs never collide with them.
-CLASS_FILES = frozenset({"grades.csv", "totals.csv", "summary.txt", "report.html", "gradescope", "shards"})
-RENAMED = "_student_"
-
-
-def student_out(out: Path, student: str) -> Path:
-    """OUT/<student>/, where the student's results.json goes (SPEC), unless the name is one of the
-    class's own files: then OUT/_student_<name>/ (a one-to-one renaming)."""
-    if student.casefold() in CLASS_FILES or student.startswith(RENAMED):
-        return out / (RENAMED + student)
-    return out / student
-
+from grader.grading.outputs import STATE, finish, load_state, save, student_out
+from grader.grading.report import previous_totals, write_student_reports
+from grader.grading.results import StudentResult
 
 def _grader_digest() -> str:
     h = hashlib.sha256(grader.__version__.encode())
@@ -72,16 +55,6 @@ def fingerprint(course, found: discover.Found, base: Path, device: str, seed: in
         except Exception as exc:  # noqa: BLE001 - a LoadError: graded as its reason
             h.update(str(exc).encode())
     return h.hexdigest()
-
-
-def _load_state(folder: Path):
-    try:
-        state = json.loads((folder / STATE).read_text(encoding="utf-8"))
-        if (folder / RESULTS).is_file():
-            return state
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 # ----------------------------------------------------------------- batch
@@ -111,7 +84,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
         found = discover.exercise_files(folder, exercises, course.assignment)
         fp = fps[student] = fingerprint(course, found, base, device, seed, timeout, digest) + \
             ("+report" if report else "")
-        state = _load_state(student_out(out, student))
+        state = load_state(student_out(out, student))
         if state and state.get("fingerprint") == fp:
             done[student] = StudentResult.from_dict(state["result"]).compact()
         else:
@@ -127,7 +100,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
             echo(f"grading {len(todo)} student(s) with {len(workers.workers)} worker process(es); "
                  f"isolation: {workers.isolation}")
             for (student, _found, fp), result in workers.run(todo):
-                _save(student_out(out, student), result, fp)
+                save(student_out(out, student), result, fp)
                 done[student] = result.compact()
                 progress.update()
     timing = {"seconds": time.perf_counter() - started, "graded": len(todo), "kept": len(done) - len(todo)}
@@ -142,22 +115,6 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
                               kept=len(students) - len(todo), graded=len(todo), echo=echo)
         return {"n": len(students), "shard": shard}
     return finish(course, [done[s] for s, _ in students if s in done], out, echo, timing=timing, previous=previous)
-
-
-def finish(course, results, out: Path, echo=click.echo, timing=None, previous=None) -> dict:
-    """grades.csv, totals.csv, summary.txt and the class report from the students' results
-    (``previous``: {student: total} of the last run, for the list of changed scores)."""
-    atomic_write(out / "grades.csv", grades_csv(results))
-    atomic_write(out / "totals.csv", totals_csv(results))
-    summary = summarize(course, results)
-    atomic_write(out / "summary.txt", summary["text"])
-    changes = score_changes(previous, results) if previous is not None else None
-    atomic_write(out / "report.html", class_html(course, results, timing=timing, changes=changes))
-    summary["results"] = results
-    echo(summary["text"])
-    if changes:
-        echo(f"{len(changes)} student(s) changed total since the last run (see report.html)")
-    return summary
 
 
 class Progress:
@@ -342,39 +299,6 @@ def worker_main(conn, hide, opts) -> None:
         with contextlib.suppress(Exception):
             conn.close()
         os._exit(0)
-
-
-def _save(folder: Path, result: StudentResult, fp: str) -> None:
-    write_json(folder / RESULTS, result.to_gradescope())
-    write_json(folder / STATE, {"fingerprint": fp, "result": result.to_dict()})
-
-
-def summarize(course, results) -> dict:
-    from grader.render import render
-    exercises = course.names
-    totals = [r.score for r in results]
-    per_ex = {ex: [r.by_exercise()[ex][0] for r in results] for ex in exercises}
-    fails = Counter(t.name for r in results for t in r.tests if not t.passed and t.exercise not in r.missing)
-    name = lambda r: escape(r.student, 120, one_line=True)  # noqa: E731 - a folder name is the student's text
-    limited = sorted(name(r) for r in results if r.hit_limit)
-    flagged = sorted(f"{name(r)} ({ex}: {fl[0]})" for r in results for ex, fl in r.flags.items() if fl)
-    load_failed = sorted({f"{name(r)} ({ex})" for r in results for ex, notes in r.notes.items()
-                          for n in notes if "could not be loaded" in n})
-    data = {
-        "n": len(results),
-        "max": sum(course.max_points.values()),
-        "mean": statistics.fmean(totals) if totals else 0.0,
-        "median": statistics.median(totals) if totals else 0.0,
-        "per_exercise": [(ex, statistics.fmean(v) if v else 0.0, course.exercise(ex).points)
-                         for ex, v in per_ex.items()],
-        "most_failed": fails.most_common(8),
-        "limited": limited,
-        "load_failed": load_failed,
-        "flagged": flagged,
-        "fmt": fmt_points,
-    }
-    data["text"] = render(course, "reports/summary.txt.j2", **data)
-    return data
 
 
 def default_jobs() -> int:

@@ -16,7 +16,7 @@ file (``grades.csv``, ...): those are the merge's.
 :func:`merge` reads the manifests of the N shards (from one shared folder or from one
 folder per shard), checks that they belong together and are complete, copies the
 students' files into ``OUT`` when they live elsewhere, and writes ``grades.csv``,
-``totals.csv`` and ``summary.txt`` through :func:`grader.grading.batch.finish` with the
+``totals.csv`` and ``summary.txt`` through :func:`grader.grading.outputs.finish` with the
 students in the order an unsharded batch uses: the outputs are byte-identical to one
 unsharded run. Nothing is written before every check has passed.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import click
 
-FOLDER = "shards"           # OUT/shards/: the manifests (a name batch.CLASS_FILES keeps for us)
+FOLDER = "shards"           # OUT/shards/: the manifests (a name outputs.CLASS_FILES keeps for us)
 FORMAT = 1
 _SPEC = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 _MANIFEST = re.compile(r"(\d+)-of-(\d+)\.json")
@@ -129,7 +129,7 @@ def plan(course, folders) -> tuple[int, list[tuple[str, Path, str]]]:
     """Check the shards in ``folders`` belong together and are complete; returns N and
     (student, folder holding the student's files, fingerprint) sorted as an unsharded batch lists students.
     Raises :class:`ShardError` (one line) otherwise. Reads only."""
-    from grader.grading.batch import STATE, RESULTS, student_out
+    from grader.grading.outputs import STATE, RESULTS, student_out
     folders = [Path(f) for f in folders]
     manifests = []
     for folder in dict.fromkeys(f.resolve() for f in folders):   # the same folder twice counts once
@@ -188,7 +188,7 @@ def plan(course, folders) -> tuple[int, list[tuple[str, Path, str]]]:
 
 def merge(course, folders, out: Path, echo=click.echo) -> dict:
     """``grader merge FOLDER... --out OUT``: the class's files from its N shards, as one unsharded batch writes them."""
-    from grader.grading.batch import RESULTS, STATE, finish, student_out
+    from grader.grading.outputs import RESULTS, STATE, finish, student_out
     from grader.grading.results import StudentResult, atomic_write
     n, rows = plan(course, folders)
     out = Path(out)
