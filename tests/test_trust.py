@@ -166,3 +166,22 @@ def test_honest_libraries_still_work_under_the_hook(pool):
         assert not process.flags
     finally:
         process.stop()
+
+
+def test_libraries_may_read_frames_for_themselves(pool):
+    """torch.func.jacfwd loads torch.library on first use, which records where it was defined
+    (traceback.extract_stack): no frame reaches the student, so nothing is refused."""
+    code = """
+    import torch
+    def stack_forward(x, weights, biases, activation="sigmoid"):
+        torch.func.jacfwd(torch.sin)(torch.ones(3, dtype=torch.float64))
+        import traceback
+        traceback.extract_stack()
+        return x, None
+    """
+    process = _process(pool, code)
+    try:
+        out = _call(process, "stack_forward", torch.ones(2), [], [])
+        assert torch.equal(out[0], torch.ones(2)) and not process.flags
+    finally:
+        process.stop()

@@ -17,7 +17,8 @@ import machinery):
   ``types.FunctionType``/``code.replace``) directly from the student's code
   (libraries the student calls, such as ``dataclasses``, may still do it), and
   any code object or file name that pretends to be a library's;
-* importing or opening the grader's own modules again;
+* importing the grader's own modules again, or opening their files from the student's
+  own code (a library may: linecache reads source lines for a stack summary);
 * loading a second copy of a module that defines a banned function (reading
   its file, or executing its code: ``importlib.reload``,
   ``spec_from_file_location``): the guard wraps the original objects, so a
@@ -38,10 +39,12 @@ import threading
 
 _FRAME_ATTRS = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
 _FRAME_EVENTS = frozenset({"sys._getframe", "sys._current_frames"})
-# Libraries that hand frames to their caller (inspect.currentframe, inspect.stack,
-# traceback.walk_stack, ...); others read a frame for themselves (namedtuple, enum and
-# typing look up their caller's module name) and may.
-_FRAME_LEAKERS = ("/inspect.py", "/traceback.py", "/pdb.py", "/bdb.py")
+# Library functions that hand frames to their caller (inspect.currentframe, inspect.stack,
+# traceback.walk_stack, ...): called by the student's code, they are refused. Other library
+# code reads a frame for itself (namedtuple, enum and typing look up their caller's module;
+# traceback.extract_stack summarises it; torch.library records where it was defined) and may.
+_FRAME_LEAKERS = frozenset({"currentframe", "stack", "trace", "getouterframes", "getinnerframes", "getframeinfo",
+                            "walk_stack", "walk_tb", "_getframe", "set_trace"})
 _DENY_ALWAYS = frozenset({
     "gc.get_objects", "gc.get_referrers", "gc.get_referents",
     "sys.settrace", "sys.setprofile", "sys.addaudithook", "function.__new__",
@@ -98,7 +101,8 @@ def install(grader_dir: str, banned_files=(), base_code=None) -> "callable":
                 return
             if event in _DENY_ALWAYS or event.startswith("ctypes."):
                 deny(f"reflection ({event})")
-            leaks = direct or frame.f_code.co_filename.endswith(_FRAME_LEAKERS)
+            leaks = direct or (frame.f_code.co_name in _FRAME_LEAKERS and frame.f_back is not None
+                               and not is_library(frame.f_back.f_code.co_filename))
             if event in _FRAME_EVENTS:
                 if leaks:
                     deny(f"reflection ({event})")
@@ -121,7 +125,7 @@ def install(grader_dir: str, banned_files=(), base_code=None) -> "callable":
                     real = os.path.realpath(os.fsdecode(path))
                     if real in banned_files:
                         deny(f"a banned function's source ({os.path.basename(real)})")
-                    if real.startswith(grader_dir):
+                    if real.startswith(grader_dir) and direct:   # (linecache may, for a traceback)
                         deny("reading the grader's own files")
                 return
             if event == "import":
