@@ -357,3 +357,13 @@ def test_twenty_variants_keep_a_correct_implementation_at_full_marks(tmp_path):
             path = tmp_path / f"{name}.ipynb"
             nbformat.write(_with_solutions(nb, _nb(out / "source" / ASSIGNMENT / f"{name}.ipynb")), str(path))
             assert grade_file(THE_COURSE, name, path).score == POINTS, (student, name)
+
+
+@pytest.mark.parametrize("name", READY)
+def test_release_stubs_score_nothing(built, name):
+    """The release notebook, untouched (every student function a stub), earns no point on any
+    function: a test that cannot judge anything never counts as passed."""
+    from grader.grading.session import grade_file, scores_by_function
+    result = grade_file(THE_COURSE, name, built[0] / "release" / ASSIGNMENT / f"{name}.ipynb")
+    earned = {fn: got for fn, (got, _total) in scores_by_function(result.tests).items() if got}
+    assert not earned, f"{name}: the untouched release earns points on {earned}"
