@@ -155,8 +155,8 @@ def _check_seed_stable(ex, seeds):
 
 @pytest.mark.parametrize("ex", EXERCISES)
 def test_scores_do_not_depend_on_the_seed(ex):
-    """Three other grading seeds give every collection file the same scores."""
-    _check_seed_stable(ex, [1, 2, 3])
+    """Another grading seed gives every collection file the same scores (the slow run tries twenty)."""
+    _check_seed_stable(ex, [1])
 
 
 @pytest.mark.slow

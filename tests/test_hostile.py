@@ -18,7 +18,7 @@ HOSTILE = ROOT / "tests" / "hostile"
 from grader import course as coursemod  # noqa: E402
 
 EXERCISES = coursemod.installed().names
-TIMEOUT = "40"   # per student; the per-call cap is a sixth of it
+TIMEOUT = "30"   # per student; the per-call cap is a sixth of it
 
 
 def _meta(path: Path) -> dict:
@@ -30,15 +30,22 @@ def _meta(path: Path) -> dict:
     return meta
 
 
-def _honest(folder: Path) -> None:
+def _honest(folder: Path, exercises=EXERCISES) -> None:
     folder.mkdir(parents=True)
-    for ex in EXERCISES:
+    for ex in exercises:
         shutil.copy(ROOT / "exercises" / ex / "reference.py", folder / f"{ex}.py")
 
 
+def _neighbour(ex: str) -> str:
+    """The exercise after ``ex`` in course order (cyclic): a hostile student hands it in honestly, to
+    show that the attack in one exercise costs nothing in another, without grading all eight."""
+    return EXERCISES[(EXERCISES.index(ex) + 1) % len(EXERCISES)]
+
+
 def _hostile(folder: Path, snippet: Path) -> None:
-    _honest(folder)
+    folder.mkdir(parents=True)
     ex = _meta(snippet)["EXERCISE"]
+    shutil.copy(ROOT / "exercises" / _neighbour(ex) / "reference.py", folder / f"{_neighbour(ex)}.py")
     text = (ROOT / "exercises" / ex / "reference.py").read_text() + "\n\n" + snippet.read_text()
     (folder / f"{ex}.py").write_text(text)
 
@@ -177,6 +184,9 @@ def test_hostile_batch_is_contained(tmp_path):
             per_fn[(t["exercise"], t["function"])] = (got + t["score"], mx + t["max_score"])
         for (ex, fn), (got, mx) in per_fn.items():
             mine = ex == meta["EXERCISE"]
+            if not mine and ex != _neighbour(meta["EXERCISE"]):
+                assert got == 0, f"{s.name}: {ex}.{fn} scored {got} with no {ex} file handed in"
+                continue
             verdict = {}   # function -> "fails" | "loses", from clauses like "fails F G; loses H"
             for clause in expect.split(";"):
                 kind, *fns = clause.split()
@@ -205,13 +215,16 @@ def test_hostile_batch_is_contained(tmp_path):
 def test_same_class_twice_gives_identical_grades(tmp_path):
     subs = tmp_path / "class"
     _honest(subs / "alice")
+    # the others hand in three exercises (the rest are missing files, rows of 0): enough to
+    # compare, at a third of the grading time
+    some = ("sigmoid_stack", "clipping", "gru_cell")
     buggy = ROOT / "exercises" / "clipping" / "collections" / "buggy"
     bug = sorted(buggy.glob("*.py"))[0]
-    _honest(subs / "bob o'neil é")
+    _honest(subs / "bob o'neil é", some)
     shutil.copy(bug, subs / "bob o'neil é" / "clipping.py")
     (subs / "empty").mkdir()
     # what the grader controls is pinned: hash seed, uid, hostname, pid, the random generators
-    _honest(subs / "curious")
+    _honest(subs / "curious", some)
     (subs / "curious" / "clipping.py").write_text(
         "import os, random, socket, torch\n"
         "def clip_grad_value_(parameters, clip_value):\n"

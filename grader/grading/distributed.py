@@ -248,6 +248,7 @@ def _client(scheduler: str | None, device: str, echo):
             yield client
         return
     address = _address(scheduler)
+    _probe(address, scheduler)
     try:
         client = distributed.Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -257,6 +258,28 @@ def _client(scheduler: str | None, device: str, echo):
     finally:
         with contextlib.suppress(Exception):
             client.close(timeout=10)
+
+
+def _probe(address: str, scheduler: str) -> None:
+    """A refused TCP connection says so at once; dask's client would retry it until its timeout."""
+    import socket
+    from urllib.parse import urlsplit
+    if not address.startswith("tcp://"):
+        return
+    parts = urlsplit(address)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return
+    if not host or not port:
+        return
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except ConnectionRefusedError:
+        raise DistributedError(f"cannot reach the Dask scheduler at {scheduler}: connection refused "
+                               f"(is `dask scheduler` running there?)") from None
+    except OSError:
+        return   # unreachable, slow or filtered: the client's own attempt says what happens
 
 
 def _address(scheduler: str) -> str:
