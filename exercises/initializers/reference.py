@@ -90,7 +90,7 @@ def layer_statistics(x, weights, grad_out, activation="relu"):
 
     Returns (stds, grad_norms), each of shape (L,): stds[l] is the standard deviation of all the
     entries of layer l's output a_l, grad_norms[l] the norm of dL/da_l, where
-    L = (a_L * grad_out).sum(). The backward is the chain rule of exercise 1, by hand.
+    L = (a_L * grad_out).sum(). The backward is the chain rule of the sigmoid_stack exercise, by hand.
     """
     if activation == "tanh":
         act, slope_from_output = torch.tanh, lambda a: 1.0 - a * a

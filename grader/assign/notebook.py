@@ -108,7 +108,16 @@ class NotebookRenderer:
                 meta["tags"] = list(tags)
             return CELL_MARK + json.dumps({"cell_type": kind, "metadata": meta}, sort_keys=True)
 
+        def ex_no(name):
+            # "exercise N" in the text follows course.toml's order; a course that leaves the exercise
+            # out gets its name instead of a number that would point at another exercise
+            if name not in self.course.names:
+                return f"`{name}` (not in this course)"
+            return self.course.names.index(name) + 1
+
         ctx = dict(
+            ex_no=ex_no,
+            course_names=list(self.course.names),
             exercise=exercise,
             ex_name=exercise.name,
             title=exercise.title,

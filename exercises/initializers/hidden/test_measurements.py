@@ -129,7 +129,7 @@ def test_layer_statistics_grad_norms(student, device, rng):
         assert_close(norms, net.grad_norms, atol=0.0, rtol=STAT_RTOL[net.dtype], check_dtype=False,
                      check_device=False, what=f"grad_norms of {what}",
                      hint="the gradient with respect to each layer's output, from the last layer down (it starts "
-                          "as grad_out); the chain rule of exercise 1, without biases; one norm per layer, the "
+                          "as grad_out); the chain rule of the sigmoid_stack exercise, without biases; one norm per layer, the "
                           "layer next to the input first")
 
 
