@@ -87,11 +87,16 @@ print(json.dumps(out))
 '''
 
 
-def _become_nobody_and_run(argv: list[str]) -> None:
-    """In a fork: private mount ns where /root is traversable, then exec argv as nobody."""
+def _become_nobody_and_run(argv: list[str], binds: dict | None = None) -> None:
+    """In a fork: private mount ns where /root is traversable and each ``binds`` source is also
+    seen at its destination (a checkout under a 0700 folder, which nobody cannot traverse,
+    is run from a bind under the scratch folder), then exec argv as nobody."""
     from grader.sandbox import linux_ns as ns
     ns.unshare(ns.CLONE_NEWNS)
     ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+    for src, dst in (binds or {}).items():
+        os.makedirs(dst, exist_ok=True)
+        ns.mount(src, dst, None, ns.MS_BIND | ns.MS_REC)
     pyenv = os.path.realpath(sys.base_prefix)
     fd = os.open(pyenv, os.O_PATH)
     ns.mount("tmpfs", "/root", "tmpfs", 0, "size=64k,mode=755")
@@ -122,7 +127,12 @@ def test_unprivileged_user_namespace_mode():
             try:
                 os.dup2(w, 1)
                 os.chdir(scratch)
-                _become_nobody_and_run([sys.executable, script, REPO, secret])
+                # the checkout (and a .venv inside it) through a bind nobody can reach, wherever it lives
+                repo = os.path.join(scratch, "repo")
+                exe = sys.executable
+                if exe.startswith(REPO + os.sep):
+                    exe = repo + exe[len(REPO):]
+                _become_nobody_and_run([exe, script, repo, secret], binds={REPO: repo})
             finally:
                 os._exit(127)
         os.close(w)
