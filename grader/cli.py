@@ -59,6 +59,13 @@ course_option = click.option("--course", "course_dir", default=None, metavar="DI
                              help="the course to grade with (default: the one this grader is installed with)")
 
 
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def existing_folder(path: str, what: str) -> Path:
     folder = Path(path)
     if not folder.exists():
@@ -100,22 +107,31 @@ def grade(submission_dir, json_file, html_file, course_dir, device, timeout, see
     if not any(found.files.values()) and not any(found.notes.values()):
         fail(f"{submission_dir}: no exercise file here (expected "
              f"{', '.join(e + '.ipynb or .py' for e in course.names[:2])}, ...)")
+    from grader.sandbox import SandboxError
     try:
         result = grade_folder(course, folder, found, device=device, timeout=timeout, seed=seed,
                               feedback=html_file is not None)
     except GraderFailure as exc:
         fail(str(exc).splitlines()[0], code=1)
+    except SandboxError as exc:
+        fail(f"the grading sandbox could not start: {first_line(exc)}", code=1)
     click.echo(result.table())
     if any(ex.variants for ex in course.exercises):
         from grader.assign.variants import variant_of
         click.echo(f"variant {variant_of(course, result.student)} (per-student parameters, from the student id)")
     if json_file:
-        write_json(Path(json_file), result.to_gradescope())
+        try:
+            write_json(Path(json_file), result.to_gradescope())
+        except OSError as exc:
+            fail(f"--json {json_file}: cannot write it: {first_line(exc)}", code=1)
         click.echo(f"results written to {json_file}")
     if html_file:
         from grader.grading.report import student_html
         from grader.grading.results import atomic_write
-        atomic_write(Path(html_file), student_html(course, result))
+        try:
+            atomic_write(Path(html_file), student_html(course, result))
+        except OSError as exc:
+            fail(f"--html {html_file}: cannot write it: {first_line(exc)}", code=1)
         click.echo(f"report written to {html_file}")
 
 
@@ -193,6 +209,8 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
                             shard=shard)
     except RuntimeError as exc:
         fail(str(exc).splitlines()[0], code=1)
+    except OSError as exc:   # --out cannot be created or written (the students' own files never raise here)
+        fail(f"--out {outdir}: {first_line(exc)}", code=1)
     if gradebook and shard is None:
         from grader.grading.gradebook import GradebookError, record
         try:
@@ -290,10 +308,18 @@ def gradescope(submission_dir, results_file, visibility, course_dir, device, tim
     from grader.grading import discover
     device = resolve_device(device)
     found = discover.exercise_files(folder, course.names, course.assignment)
-    result = grade_folder(course, folder, found, device=device, timeout=check_timeout(timeout), seed=seed)
-    present = {ex: p for ex, p in found.files.items() if p is not None}
-    public = check_files(course, present, device=device, timeout=timeout, seed=seed, isolated=True).tests \
-        if present else []
+    try:
+        result = grade_folder(course, folder, found, device=device, timeout=check_timeout(timeout), seed=seed)
+        present = {ex: p for ex, p in found.files.items() if p is not None}
+        public = check_files(course, present, device=device, timeout=timeout, seed=seed, isolated=True).tests \
+            if present else []
+    except Exception as exc:  # noqa: BLE001 - Gradescope shows results.json: it must say what happened
+        failed = StudentResult("submission", course.names, course.max_points)
+        out = failed.to_gradescope_autograder(hidden_visibility=visibility)
+        out["output"] = (f"The autograder could not grade this submission ({first_line(exc)}): 0 points for now. "
+                         "Tell your instructor; this is not a verdict on your code.")
+        write_json(Path(results_file), out)
+        fail(f"grading failed: {first_line(exc)} (results.json says so)", code=1)
     write_json(Path(results_file), result.to_gradescope_autograder(
         public, hidden_visibility=visibility, execution_time=time.perf_counter() - started))
     click.echo(f"{result.score:g}/{result.max_score:g}: results written to {results_file}")

@@ -221,3 +221,39 @@ def test_check_isolated_failing_to_start_is_one_line(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert run.stderr.startswith("grader: error: the self-check could not run: cannot create namespaces")
+
+
+@pytest.mark.parametrize("command", ["grade", "gradescope"])
+def test_grade_with_a_sandbox_that_cannot_start_is_one_line(tmp_path, command):
+    """grader grade (and Gradescope's entry point) when the sandbox cannot start (simulated): one
+    line, exit 1, no traceback; Gradescope's results.json still says what happened."""
+    student = tmp_path / "ada"
+    student.mkdir()
+    shutil.copy(REF["clipping"], student / "clipping.py")
+    args = ["grade", str(student)] if command == "grade" else \
+        ["gradescope", str(student), "--results", str(tmp_path / "results.json")]
+    code = ("import sys\nfrom grader.grading import remote\nfrom grader.sandbox import SandboxError\n"
+            "def broken(*a, **k):\n    raise SandboxError('cannot create namespaces: Operation not permitted')\n"
+            "remote.grading_pool = broken\nfrom grader.cli import main\n"
+            f"main({args + ['--device', 'cpu']!r})\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
+    assert "cannot create namespaces" in run.stderr and "Traceback" not in run.stderr
+    if command == "gradescope":
+        out = json.loads((tmp_path / "results.json").read_text())
+        assert out["score"] == 0 and "could not grade this submission" in out["output"]
+
+
+def test_outputs_that_cannot_be_written_are_one_line(tmp_path):
+    """--json / --html / --out under a regular file (no folder can be made there): one line, no traceback."""
+    student = tmp_path / "ada"
+    student.mkdir()
+    shutil.copy(REF["clipping"], student / "clipping.py")
+    (tmp_path / "afile").write_text("x")
+    nowhere = tmp_path / "afile" / "folder"
+    for args in (["grade", str(student), "--json", str(nowhere / "r.json")],
+                 ["grade", str(student), "--html", str(nowhere / "r.html")]):
+        run = grader(*args, "--device", "cpu")
+        assert run.returncode == 1 and run.stderr.count("\n") == 1 and "cannot write it" in run.stderr, run.stderr
+    run = grader("batch", str(tmp_path), "--out", str(tmp_path / "afile" / "out"), "--device", "cpu")
+    assert run.returncode != 0 and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr, run.stderr
