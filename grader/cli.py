@@ -171,6 +171,9 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
         except shards.ShardError as exc:
             fail(str(exc))
     check_sharding(shard, executor, scheduler, n_shards, emit)
+    if gradebook and (shard is not None or emit is not None):
+        fail("--gradebook records the whole class: give it to grader merge once every shard is done "
+             "(grader merge OUT_1 ... OUT_N --out OUT --gradebook PATH)")
     course = load_course(course_dir)
     from grader.grading import discover
     from grader.grading.batch import default_jobs, run_batch
@@ -190,7 +193,7 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
         from grader.grading.schedulers import EmitError, emit_script
         try:
             click.echo(emit_script(emit, course, subs, out, n_shards=n_shards, students=students, jobs=jobs,
-                                   device=device.lower(), timeout=timeout, seed=seed), nl=False)
+                                   device=device.lower(), timeout=timeout, seed=seed, report=report), nl=False)
         except EmitError as exc:
             fail(str(exc))
         return
@@ -199,10 +202,12 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
     if executor == "dask":
         from grader.grading.distributed import DistributedError, run_dask
         try:
-            run_dask(course, subs, out, scheduler=scheduler, n_shards=n_shards, jobs=jobs, device=device,
-                     timeout=timeout, seed=seed, report=report)
+            summary = run_dask(course, subs, out, scheduler=scheduler, n_shards=n_shards, jobs=jobs, device=device,
+                               timeout=timeout, seed=seed, report=report)
         except (DistributedError, shards.ShardError) as exc:
             fail(str(exc).splitlines()[0], code=1)
+        if gradebook:
+            record_gradebook(course, summary["results"], gradebook)
         return
     try:
         summary = run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report,
@@ -211,15 +216,20 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
         fail(str(exc).splitlines()[0], code=1)
     except OSError as exc:   # --out cannot be created or written (the students' own files never raise here)
         fail(f"--out {outdir}: {first_line(exc)}", code=1)
-    if gradebook and shard is None:
-        from grader.grading.gradebook import GradebookError, record
-        try:
-            recorded, problems = record(course, summary["results"], Path(gradebook))
-        except GradebookError as exc:
-            fail(f"{exc} (grades.csv and the results are written)", code=1)
-        for problem in problems:
-            click.echo(f"grader: warning: {problem}", err=True)
-        click.echo(f"{recorded} student(s) recorded in the nbgrader gradebook {gradebook}")
+    if gradebook:
+        record_gradebook(course, summary["results"], gradebook)
+
+
+def record_gradebook(course, results, gradebook: str) -> None:
+    """--gradebook: every student's scores into nbgrader's gradebook, after the class files are written."""
+    from grader.grading.gradebook import GradebookError, record
+    try:
+        recorded, problems = record(course, results, Path(gradebook))
+    except GradebookError as exc:
+        fail(f"{exc} (grades.csv and the results are written)", code=1)
+    for problem in problems:
+        click.echo(f"grader: warning: {problem}", err=True)
+    click.echo(f"{recorded} student(s) recorded in the nbgrader gradebook {gradebook}")
 
 
 def check_sharding(shard, executor, scheduler, n_shards, emit) -> None:
@@ -243,8 +253,10 @@ def check_sharding(shard, executor, scheduler, n_shards, emit) -> None:
 @main.command()
 @click.argument("folders", nargs=-1, required=True)
 @click.option("--out", "outdir", required=True, help="folder for the class's grades.csv, results and summary")
+@click.option("--gradebook", default=None, metavar="PATH",
+              help="also record every student's scores in this nbgrader gradebook.db")
 @course_option
-def merge(folders, outdir, course_dir):
+def merge(folders, outdir, gradebook, course_dir):
     """Merge the outputs of grader batch --shard I/N (one folder per shard, or one shared folder)."""
     for folder in folders:
         existing_folder(folder, "give the shards' --out folders")
@@ -254,9 +266,13 @@ def merge(folders, outdir, course_dir):
     course = load_course(course_dir)
     from grader.grading.shards import ShardError, merge as merge_shards
     try:
-        merge_shards(course, folders, out)
+        summary = merge_shards(course, folders, out)
     except ShardError as exc:
         fail(str(exc).splitlines()[0], code=2)
+    except OSError as exc:
+        fail(f"--out {outdir}: {first_line(exc)}", code=1)
+    if gradebook:
+        record_gradebook(course, summary["results"], gradebook)
 
 
 @main.command()

@@ -92,6 +92,8 @@ def test_shards_are_stable_and_balanced():
     (["--executor", "dask", "--shard", "1/2"], "--shard grades one shard"),
     (["--shards", "2"], "--shards goes with"), (["--emit", "pbs"], "unknown --emit"),
     (["--executor", "spark"], "unknown --executor"), (["--scheduler", "tcp://127.0.0.1:1"], "--scheduler goes with"),
+    (["--shard", "1/2", "--gradebook", "gradebook.db"], "give it to grader merge"),
+    (["--shards", "2", "--emit", "slurm", "--gradebook", "gradebook.db"], "give it to grader merge"),
 ])
 def test_bad_sharding_options_are_one_line_and_write_nothing(tmp_path, args, needle):
     run = grader("batch", str(CLASS), "--out", str(tmp_path / "out"), *args, *OPTS)
@@ -152,6 +154,9 @@ def test_slurm_script_shards_and_merge_are_byte_identical(work, tmp_path):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     text = script.read_text()
     assert "#SBATCH --array=1-2" in text and "#SBATCH --cpus-per-task=1" in text
+    with_reports = grader("batch", str(work / "class"), "--out", str(work / "slurm"), "--shards", "2", "--emit", "slurm",
+                          "--report", *OPTS)
+    assert with_reports.returncode == 0 and "--report)" in with_reports.stdout, with_reports.stderr
 
     fake = tmp_path / "bin"
     fake.mkdir()
@@ -193,6 +198,11 @@ def test_slurm_script_shards_and_merge_are_byte_identical(work, tmp_path):
     run = grader("merge", str(apart[1]), str(apart[2]), "--out", str(tmp_path / "merged"))
     assert run.returncode == 0, run.stderr
     assert class_files(tmp_path / "merged") == class_files(work / "local")
+    # --gradebook that is no gradebook: one line after the class files are written
+    run = grader("merge", str(apart[1]), str(apart[2]), "--out", str(tmp_path / "merged-gb"),
+                 "--gradebook", str(tmp_path / "no-gradebook.db"))
+    one_line(run, "no such file")
+    assert class_files(tmp_path / "merged-gb") == class_files(work / "local")
 
     # bad merges: one line, nothing written
     one_line(grader("merge", str(apart[1]), "--out", str(tmp_path / "m2")), "shard 2/2 is missing")
@@ -202,6 +212,8 @@ def test_slurm_script_shards_and_merge_are_byte_identical(work, tmp_path):
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps(dict(data, options=dict(data["options"], seed=1))))
     one_line(grader("merge", str(apart[1]), str(apart[2]), "--out", str(tmp_path / "m2")), "different grading options")
+    manifest.write_text("[1, 2]")
+    one_line(grader("merge", str(apart[1]), str(apart[2]), "--out", str(tmp_path / "m2")), "not a shard manifest")
     manifest.write_text(json.dumps(data))
     student = next(iter(data["students"]))
     (apart[2] / student / "results.json").unlink()

@@ -28,7 +28,7 @@ import click
 import grader
 from grader.grading import discover, shards
 from grader.grading.reading import read_student_file
-from grader.grading.outputs import STATE, finish, load_state, save, student_out
+from grader.grading.outputs import STATE, STUDENT_REPORT, finish, load_state, save, student_out
 from grader.grading.report import previous_totals, write_student_reports
 from grader.grading.results import StudentResult
 
@@ -105,7 +105,7 @@ def run_batch(course, submissions: Path, out: Path, jobs: int, device: str, time
                 progress.update()
     timing = {"seconds": time.perf_counter() - started, "graded": len(todo), "kept": len(done) - len(todo)}
     if report:
-        pairs = [(student_out(out, s) / STATE, student_out(out, s) / "report.html") for s, _ in students if s in done]
+        pairs = [(student_out(out, s) / STATE, student_out(out, s) / STUDENT_REPORT) for s, _ in students if s in done]
         timing["reports"] = write_student_reports(course, pairs, jobs)
         echo(f"{len(pairs)} student report(s) drawn in {timing['reports']:.1f} s: {out}/<student>/report.html")
     if shard is not None:

@@ -19,6 +19,7 @@ from grader.grading.results import StudentResult, atomic_write, fmt_points, grad
 from grader.text import escape
 
 RESULTS = "results.json"
+STUDENT_REPORT = "report.html"   # a student's own report, beside results.json (--report)
 STATE = ".grading.json"   # fingerprint and full results, for re-runs and the summary
 # The class's own files in OUT; a student whose folder has one of these names (or starts with
 # the prefix) gets OUT/<prefix><name>/, so per-student outputs never collide with them.

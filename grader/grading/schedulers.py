@@ -43,7 +43,7 @@ def _pythonpath() -> str | None:
 
 
 def emit_script(kind: str, course, submissions: Path, out: Path, *, n_shards: int | None, students, jobs: int | None,
-                device: str, timeout: float, seed: int) -> str:
+                device: str, timeout: float, seed: int, report: bool = False) -> str:
     from grader.render import render
     subs = _plain(Path(submissions).resolve(), "the class folder")
     out_dir = _plain(Path(out).resolve(), "--out")
@@ -55,9 +55,9 @@ def emit_script(kind: str, course, submissions: Path, out: Path, *, n_shards: in
     for name in names:
         sizes[shards.shard_of(name, n) - 1] += 1
     biggest = max(sizes)
-    options = ["--device", device, "--timeout", repr(float(timeout)), "--seed", str(seed)]
+    options = ["--device", device, "--timeout", repr(float(timeout)), "--seed", str(seed)] + (["--report"] if report else [])
     context = dict(students=len(names), subs=subs, out=out_dir, course_dir=course_root, n=n, jobs=jobs,
-                   biggest=biggest, device=device, timeout=repr(float(timeout)), seed=seed,
+                   biggest=biggest, device=device, timeout=repr(float(timeout)), seed=seed, report=report,
                    gpu=device == "cuda", sh=shlex.quote)
     if kind == "slurm":
         # the watchdog's bound for a shard (students / jobs rounds of --timeout + 30 s), plus start-up

@@ -114,8 +114,10 @@ def _manifests(folder: Path) -> list[tuple[Path, dict]]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ShardError(f"{path}: not a readable shard manifest ({exc})") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("students"), dict):
-            raise ShardError(f"{path}: not a shard manifest of this grader (format {data.get('format')!r})")
+        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("students"), dict) \
+                or any(key not in data for key in ("shard", "of", "class_students", "course_digest")):
+            what = f"format {data.get('format')!r}" if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+            raise ShardError(f"{path}: not a shard manifest of this grader ({what})")
         found.append((folder, data))
     return found
 
@@ -188,7 +190,7 @@ def plan(course, folders) -> tuple[int, list[tuple[str, Path, str]]]:
 
 def merge(course, folders, out: Path, echo=click.echo) -> dict:
     """``grader merge FOLDER... --out OUT``: the class's files from its N shards, as one unsharded batch writes them."""
-    from grader.grading.outputs import RESULTS, STATE, finish, student_out
+    from grader.grading.outputs import RESULTS, STATE, STUDENT_REPORT, finish, student_out
     from grader.grading.results import StudentResult, atomic_write
     n, rows = plan(course, folders)
     out = Path(out)
@@ -202,6 +204,8 @@ def merge(course, folders, out: Path, echo=click.echo) -> dict:
         state_text = (src / STATE).read_text(encoding="utf-8")
         if src.resolve() != dst.resolve():
             atomic_write(dst / RESULTS, (src / RESULTS).read_text(encoding="utf-8"))
+            if (src / STUDENT_REPORT).is_file():   # a shard run with --report
+                atomic_write(dst / STUDENT_REPORT, (src / STUDENT_REPORT).read_text(encoding="utf-8"))
             atomic_write(dst / STATE, state_text)
             copied += 1
         results.append(StudentResult.from_dict(json.loads(state_text)["result"]).compact())
