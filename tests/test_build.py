@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -363,7 +362,7 @@ def test_twenty_variants_keep_a_correct_implementation_at_full_marks(tmp_path):
 def test_release_stubs_score_nothing(built):
     """The release notebooks, untouched (every student function a stub), earn no point on any
     function: a test that cannot judge anything never counts as passed."""
-    from grader.grading.session import Engine, local_job, scores_by_function
+    from grader.grading.session import Engine, local_job
     release = built[0] / "release" / ASSIGNMENT
     engine = Engine(THE_COURSE, "hidden", device="cpu", exercises=READY)
     result = engine.grade(local_job(THE_COURSE, "stubs", {name: release / f"{name}.ipynb" for name in READY}))

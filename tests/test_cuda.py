@@ -1,6 +1,5 @@
 """The CUDA path: student functions and references on CUDA tensors. Skips without a GPU."""
 import shutil
-from pathlib import Path
 
 import pytest
 import torch

@@ -7,13 +7,12 @@ tampered with) and the runtime audit hook plus integrity checks in the student's
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
 from grader import course as coursemod
-from grader.errors import BannedAPI, LoadError, StudentError
+from grader.errors import BannedAPI, LoadError
 from grader.grading.reading import read_source
 from grader.grading.remote import Budget, RemoteSubmission, StudentProcess, grading_pool
 from grader.grading.static_scan import reflection_uses

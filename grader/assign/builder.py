@@ -6,7 +6,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import nbformat
@@ -60,7 +59,8 @@ def _write_config(path: Path, text: str) -> list:
             return [f"{path.name} was edited by hand: kept as it is (delete it to get a fresh one)"]
         if old == fresh:
             return []
-    path.write_text(fresh)
+    from grader.grading.results import atomic_write   # a build killed mid-write leaves the old file, not half of one
+    atomic_write(path, fresh)
     return []
 
 

@@ -121,7 +121,6 @@ class Progress:
     """A progress bar on a terminal; elsewhere (a log, CI) a line every 10 students or 5 seconds."""
 
     def __init__(self, total: int, echo=click.echo):
-        import sys
         import time
         self.total, self.done, self.echo, self.clock = total, 0, echo, time.monotonic
         self.started = self.last = self.clock()

@@ -7,7 +7,6 @@ Exit status as every grading command (SPEC): 0 when the check ran, whatever the 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 

@@ -176,13 +176,6 @@ def assert_all_close(named_pairs, *, atol: float, rtol: float = 0.0, what: str, 
     return worst
 
 
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    a = actual.detach().to("cpu", torch.float64)
-    e = expected.detach().to("cpu", torch.float64)
-    denom = float(e.norm())
-    return float((a - e).norm()) / denom if denom > 0 else float((a - e).norm())
-
-
 def assert_number(actual, expected: float, *, tol: float, what: str, hint: str | None = None) -> None:
     """A Python number (int or float, not a tensor) within ``tol`` of ``expected``."""
     if isinstance(actual, bool) or not isinstance(actual, (int, float)):

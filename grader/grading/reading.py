@@ -111,11 +111,6 @@ def read_student_file(path, base=None, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
-def is_student_file(path: Path) -> bool:
-    """Whether something exists at ``path`` (a symlink too: it is then reported, not skipped)."""
-    return os.path.lexists(path)
-
-
 def read_source(path, base=None) -> Source:
     """A student's notebook or module as a Source (nothing is executed)."""
     path = Path(path)

@@ -16,7 +16,7 @@ import time
 import weakref
 
 from . import channel
-from .child_setup import EXIT_MEMORY, EXIT_SETUP
+from .child_setup import EXIT_MEMORY
 from .limits import Limits
 
 _PASS_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "LD_LIBRARY_PATH", "TZ")

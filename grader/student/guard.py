@@ -47,7 +47,6 @@ import operator
 import sys
 import threading
 import types
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -268,7 +267,7 @@ class _DispatchMode(TorchDispatchMode):
         # torch's documented opt-out of wrapping __torch_dispatch__ in torch._disable_dynamo. The
         # wrapper imports torch._dynamo on the first op (~0.8 s: a third of a cold `grader check`)
         # and costs ~4 us on every op after. Sandboxed students still find it loaded: the zygote
-        # imports it (grader/sandbox_preload.py), since their own code may reach it.
+        # imports it (grader/student/preload.py), since their own code may reach it.
         return False
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
@@ -594,9 +593,6 @@ class Guard:
                             setattr(owner, attr, value)
 
     # -- introspection (tests, diagnostics) ---------------------------------
-    def guarded_names(self) -> list[str]:
-        return sorted(self._by_name)
-
     def banned_files(self) -> set[str]:
         """Source files of modules that exist to implement banned functions (at least half of
         their public functions are banned: torch.nn.init, torch.nn.utils.clip_grad). A second
