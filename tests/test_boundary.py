@@ -211,14 +211,19 @@ def test_wrong_inputs_get_one_line(tmp_path, args, message):
     assert not (tmp_path / "out" / "grades.csv").exists()
 
 
+def _with_a_broken_sandbox(argv: list) -> subprocess.CompletedProcess:
+    """``grader argv`` in a process where the sandbox cannot start (its pool raises SandboxError)."""
+    code = ("from grader.grading import remote\nfrom grader.sandbox import SandboxError\n"
+            "def broken(*a, **k):\n    raise SandboxError('cannot create namespaces: Operation not permitted')\n"
+            "remote.grading_pool = broken\nfrom grader.cli import main\n"
+            f"main({argv!r})\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
 def test_check_isolated_failing_to_start_is_one_line(tmp_path):
     """The sandbox cannot start here (simulated): one line and exit 2, no traceback."""
     shutil.copy(REF["clipping"], tmp_path / "clipping.py")
-    code = ("import sys\nfrom grader.grading import remote\nfrom grader.sandbox import SandboxError\n"
-            "def broken(*a, **k):\n    raise SandboxError('cannot create namespaces: Operation not permitted')\n"
-            "remote.grading_pool = broken\nfrom grader.cli import main\n"
-            f"main(['check', '--isolated', '--device', 'cpu', {str(tmp_path / 'clipping.py')!r}])\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    run = _with_a_broken_sandbox(["check", "--isolated", "--device", "cpu", str(tmp_path / "clipping.py")])
     assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
     assert run.stderr.startswith("grader: error: the self-check could not run: cannot create namespaces")
 
@@ -232,11 +237,7 @@ def test_grade_with_a_sandbox_that_cannot_start_is_one_line(tmp_path, command):
     shutil.copy(REF["clipping"], student / "clipping.py")
     args = ["grade", str(student)] if command == "grade" else \
         ["gradescope", str(student), "--results", str(tmp_path / "results.json")]
-    code = ("import sys\nfrom grader.grading import remote\nfrom grader.sandbox import SandboxError\n"
-            "def broken(*a, **k):\n    raise SandboxError('cannot create namespaces: Operation not permitted')\n"
-            "remote.grading_pool = broken\nfrom grader.cli import main\n"
-            f"main({args + ['--device', 'cpu']!r})\n")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    run = _with_a_broken_sandbox(args + ["--device", "cpu"])
     assert run.returncode == 1 and run.stderr.count("\n") == 1, run.stderr
     assert "cannot create namespaces" in run.stderr and "Traceback" not in run.stderr
     if command == "gradescope":
