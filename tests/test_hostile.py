@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -153,8 +154,11 @@ def test_hostile_batch_is_contained(tmp_path):
     pwned.unlink(missing_ok=True)
 
     _become_subreaper()
+    started = time.monotonic()
     with _PeakRSS() as rss:
         run = _batch(mixed, tmp_path / "out-mixed")
+    print(f"hostile batch: {len(snippets) + 2} students in {time.monotonic() - started:.1f} s (--jobs 2, "
+          f"--timeout {TIMEOUT}), the grader's processes peaked at {rss.peak >> 20} MiB RSS")
     assert run.returncode == 0, run.stderr[-3000:]
     # forged replies (4 GB announced, a trickle, a hoard) never inflate the grader's own memory
     assert 0 < rss.peak < 1536 << 20, f"a grader process peaked at {rss.peak >> 20} MiB"
