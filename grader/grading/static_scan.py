@@ -462,7 +462,12 @@ REFLECTION_MODULES = ("gc.get_", "gc.freeze", "ctypes", "_ctypes", "importlib", 
                       "threading", "signal", "pdb", "bdb", "dis", "linecache", "sys.modules", "sys._getframe",
                       "sys.settrace", "sys.setprofile", "sys.addaudithook", "sys._current_frames", "sys.meta_path",
                       "sys.path_hooks", "sys.path_importer_cache", "sys.exc_info", "sys.exception",
-                      "sys.last_traceback", "sys.audit", "grader", "weakref.finalize", "atexit")
+                      "sys.last_traceback", "sys.audit", "grader", "weakref.finalize", "atexit",
+                      # torch's own implementations in private, pure-Python form (decompositions,
+                      # references, primitives, the quantizable LSTM): a banned function re-entered
+                      # through the back door, never needed by an exercise
+                      "torch._decomp", "torch._refs", "torch._prims", "torch._prims_common",
+                      "torch._meta_registrations", "torch.ao.nn.quantizable", "torch.nn.quantizable")
 _ALLOWED_GRADER = ("grader.kernel",)   # a notebook's self-check import (never run when grading)
 
 
