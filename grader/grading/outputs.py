@@ -64,7 +64,15 @@ def finish(course, results, out: Path, echo=click.echo, timing=None, previous=No
     echo(summary["text"])
     if changes:
         echo(f"{len(changes)} student(s) changed total since the last run (see report.html)")
+    formulas = [r.student for r in results if r.student[:1] in FORMULA_STARTS]
+    if formulas:   # grades.csv keeps folder names verbatim (SPEC): say so rather than change them
+        echo(f"warning: {len(formulas)} student folder name(s) start like a spreadsheet formula "
+             f"({escape(formulas[0], limit=60, one_line=True)}): grades.csv keeps names verbatim, so open it "
+             "as text or import it with formulas off")
     return summary
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def summarize(course, results) -> dict:
