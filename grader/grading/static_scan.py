@@ -467,15 +467,41 @@ REFLECTION_MODULES = ("gc.get_", "gc.freeze", "ctypes", "_ctypes", "importlib", 
                       # references, primitives, the quantizable LSTM): a banned function re-entered
                       # through the back door, never needed by an exercise
                       "torch._decomp", "torch._refs", "torch._prims", "torch._prims_common",
-                      "torch._meta_registrations", "torch.ao.nn.quantizable", "torch.nn.quantizable")
+                      "torch._meta_registrations", "torch.ao.nn.quantizable", "torch.nn.quantizable",
+                      # torch's own machinery to step around the guard: the C layer (switching the
+                      # function and dispatch modes off, operators looked up by a name built at run
+                      # time), the operator registry, TorchScript (code in a string that no Python
+                      # wrapper sees), the compilers and tracers, the dispatch-mode stack
+                      "torch._C", "torch.ops", "torch._ops", "torch.jit", "torch._jit_internal",
+                      "torch.utils._python_dispatch", "torch.overrides", "torch.library", "torch._library",
+                      "torch.compile", "torch._dynamo", "torch._inductor", "torch._functorch.aot_autograd",
+                      "torch.fx", "torch.export", "torch._export", "torch._higher_order_ops",
+                      "torch.utils.checkpoint")
 _ALLOWED_GRADER = ("grader.kernel",)   # a notebook's self-check import (never run when grading)
 
 
-def _reflection_module(dotted: str) -> bool:
-    if dotted.startswith(_ALLOWED_GRADER):
-        return False
+def _reflection_name(dotted: str) -> bool:
     return any(dotted == m.rstrip(".") or dotted.startswith(m if m.endswith((".", "_")) else m + ".")
                or (m.endswith("_") and dotted.startswith(m)) for m in REFLECTION_MODULES)
+
+
+def _reflection_module(dotted: str) -> bool:
+    """Whether ``dotted`` names a reflection module or something in one, by its spelling or, for a
+    name under torch, by what it is: torch re-exports modules and functions under other names
+    (``torch._jit_internal.inspect`` is ``inspect``), so the live object's own module decides."""
+    if dotted.startswith(_ALLOWED_GRADER):
+        return False
+    if _reflection_name(dotted):
+        return True
+    obj = _lookup(dotted)
+    if obj is None:
+        return False
+    if isinstance(obj, type(sys)):   # a module under another name
+        return obj.__name__ != dotted and _reflection_name(obj.__name__)
+    # a function or class re-exported from a reflection module outside torch (torch's public
+    # functions themselves live in torch._C's modules: those are judged by their spelling)
+    home = getattr(obj, "__module__", None)
+    return isinstance(home, str) and not home.startswith("torch") and _reflection_name(home)
 
 
 class _ReflectionScanner(_Scanner):
