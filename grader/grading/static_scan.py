@@ -452,6 +452,8 @@ REFLECTION_ATTRS = frozenset({
     "__import__", "__loader__", "__spec__", "__defaults__", "__kwdefaults__", "__setattr__", "__delattr__",
     "cell_contents", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "tb_frame", "tb_next",
     "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame", "ag_code", "co_consts", "co_code",
+    # autograd's graph: its nodes can be called one by one, a backward pass without the engine
+    "grad_fn", "next_functions",
 })
 REFLECTION_BUILTINS = frozenset({"getattr", "setattr", "delattr", "hasattr", "vars", "eval", "exec", "compile",
                                  "__import__", "breakpoint", "memoryview", "open"})
