@@ -43,7 +43,7 @@ def load_course(course_dir):
     try:
         return course.locate(course_dir)
     except course.CourseError as exc:
-        fail(str(exc).splitlines()[0])
+        fail(first_line(exc))
 
 
 def grading_options(f):
@@ -112,7 +112,7 @@ def grade(submission_dir, json_file, html_file, course_dir, device, timeout, see
         result = grade_folder(course, folder, found, device=device, timeout=timeout, seed=seed,
                               feedback=html_file is not None)
     except GraderFailure as exc:
-        fail(str(exc).splitlines()[0], code=1)
+        fail(first_line(exc), code=1)
     except SandboxError as exc:
         fail(f"the grading sandbox could not start: {first_line(exc)}", code=1)
     click.echo(result.table())
@@ -205,7 +205,7 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
             summary = run_dask(course, subs, out, scheduler=scheduler, n_shards=n_shards, jobs=jobs, device=device,
                                timeout=timeout, seed=seed, report=report)
         except (DistributedError, shards.ShardError) as exc:
-            fail(str(exc).splitlines()[0], code=1)
+            fail(first_line(exc), code=1)
         if gradebook:
             record_gradebook(course, summary["results"], gradebook)
         return
@@ -213,7 +213,7 @@ def batch(submissions, outdir, jobs, report, gradebook, course_dir, device, time
         summary = run_batch(course, subs, out, jobs=jobs, device=device, timeout=timeout, seed=seed, report=report,
                             shard=shard)
     except RuntimeError as exc:
-        fail(str(exc).splitlines()[0], code=1)
+        fail(first_line(exc), code=1)
     except OSError as exc:   # --out cannot be created or written (the students' own files never raise here)
         fail(f"--out {outdir}: {first_line(exc)}", code=1)
     if gradebook:
@@ -268,7 +268,7 @@ def merge(folders, outdir, gradebook, course_dir):
     try:
         summary = merge_shards(course, folders, out)
     except ShardError as exc:
-        fail(str(exc).splitlines()[0], code=2)
+        fail(first_line(exc), code=2)
     except OSError as exc:
         fail(f"--out {outdir}: {first_line(exc)}", code=1)
     if gradebook:
@@ -294,7 +294,7 @@ def check(paths, isolated, html_file, course_dir, device, timeout, seed):
         code = run_check(course, targets, device=resolve_device(device), timeout=check_timeout(timeout),
                          seed=seed, isolated=isolated, html=Path(html_file) if html_file else None)
     except Exception as exc:  # noqa: BLE001 - e.g. the sandbox cannot start here
-        fail(f"the self-check could not run: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        fail(f"the self-check could not run: {first_line(exc)}",
              code=2)
     sys.exit(code)
 
@@ -313,12 +313,17 @@ def gradescope(submission_dir, results_file, visibility, course_dir, device, tim
     course = load_course(course_dir)
     started = time.perf_counter()
     folder = Path(submission_dir)
-    if not folder.is_dir():
-        empty = StudentResult("submission", course.names, course.max_points)
-        out = empty.to_gradescope_autograder(hidden_visibility=visibility)
-        out["output"] = f"No submission was found ({submission_dir} is missing): 0 points."
+
+    def zero(output: str, line: str, code: int) -> None:
+        """No grade for this submission: results.json says why (Gradescope shows it), then one line."""
+        out = StudentResult("submission", course.names, course.max_points).to_gradescope_autograder(
+            hidden_visibility=visibility)
+        out["output"] = output
         write_json(Path(results_file), out)
-        fail(f"{submission_dir}: no such folder (results.json says so)")
+        fail(line, code=code)
+    if not folder.is_dir():
+        zero(f"No submission was found ({submission_dir} is missing): 0 points.",
+             f"{submission_dir}: no such folder (results.json says so)", 2)
     from grader.grading.check import check_files
     from grader.grading.session import grade_folder
     from grader.grading import discover
@@ -330,12 +335,9 @@ def gradescope(submission_dir, results_file, visibility, course_dir, device, tim
         public = check_files(course, present, device=device, timeout=timeout, seed=seed, isolated=True).tests \
             if present else []
     except Exception as exc:  # noqa: BLE001 - Gradescope shows results.json: it must say what happened
-        failed = StudentResult("submission", course.names, course.max_points)
-        out = failed.to_gradescope_autograder(hidden_visibility=visibility)
-        out["output"] = (f"The autograder could not grade this submission ({first_line(exc)}): 0 points for now. "
-                         "Tell your instructor; this is not a verdict on your code.")
-        write_json(Path(results_file), out)
-        fail(f"grading failed: {first_line(exc)} (results.json says so)", code=1)
+        zero(f"The autograder could not grade this submission ({first_line(exc)}): 0 points for now. "
+             "Tell your instructor; this is not a verdict on your code.",
+             f"grading failed: {first_line(exc)} (results.json says so)", 1)
     write_json(Path(results_file), result.to_gradescope_autograder(
         public, hidden_visibility=visibility, execution_time=time.perf_counter() - started))
     click.echo(f"{result.score:g}/{result.max_score:g}: results written to {results_file}")
@@ -373,7 +375,7 @@ def build(outdir, gradescope_bundle, roster, course_dir):
     try:
         summary = build_course(out, course, students=students)
     except BuildError as exc:
-        fail(str(exc).splitlines()[0], code=1)
+        fail(first_line(exc), code=1)
     click.echo(f"nbgrader course written to {summary['course_dir']} (assignment {summary['assignment']})")
     for name, e in summary["exercises"].items():
         click.echo(f"  {name:<16} {e['hidden_tests']:>3} autograded cells, {e['points']:g} points; "

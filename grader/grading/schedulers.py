@@ -56,9 +56,9 @@ def emit_script(kind: str, course, submissions: Path, out: Path, *, n_shards: in
         sizes[shards.shard_of(name, n) - 1] += 1
     biggest = max(sizes)
     options = ["--device", device, "--timeout", repr(float(timeout)), "--seed", str(seed)] + (["--report"] if report else [])
+    # the shards' grading options, spelled once for both schedulers
     context = dict(students=len(names), subs=subs, out=out_dir, course_dir=course_root, n=n, jobs=jobs,
-                   biggest=biggest, device=device, timeout=repr(float(timeout)), seed=seed, report=report,
-                   gpu=device == "cuda", sh=shlex.quote)
+                   biggest=biggest, options=options, gpu=device == "cuda", sh=shlex.quote)
     if kind == "slurm":
         # the watchdog's bound for a shard (students / jobs rounds of --timeout + 30 s), plus start-up
         seconds = math.ceil(biggest / jobs) * (timeout + 30) + 600
